@@ -1,0 +1,57 @@
+# One entry point for people and CI: every target creates .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EVENTS ?= 5000
+
+
+.PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Bring up the local broker and create every design topic (idempotent).
+up: $(STAMP)
+	$(BIN)/connector kafka up
+	$(BIN)/connector topics ensure
+
+## The main job on the embedded default: local Kafka, topics, and the pipeline demo.
+demo: $(STAMP)
+	$(BIN)/connector demo --events $(EVENTS)
+
+## Everything CI runs: lint, format, types, then the whole suite on a real broker.
+test: check
+	$(BIN)/python -m pytest -q
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict streams adapters
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+kafka-up: $(STAMP)
+	$(BIN)/connector kafka up
+
+kafka-down: $(STAMP)
+	$(BIN)/connector kafka down
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Receiver adapters: the contract, the generic REST adapter and the reference receiver."""

@@ -1,0 +1,1 @@
+"""A reference club-management platform served over real HTTP for demo, tests and benchmarks."""

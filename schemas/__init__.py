@@ -1,0 +1,1 @@
+"""Avro contracts of the connector (.avsc files and their stable registry IDs)."""

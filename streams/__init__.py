@@ -1,0 +1,1 @@
+"""InTouch connector: Faust app, codecs, agents, tables, CLI and operations."""

@@ -1,0 +1,154 @@
+"""Typed settings of the connector, each declared once with its env name and default."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "intouch-connector"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "intouch-connector"
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster; SASL/TLS pass through to both Kafka clients."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Existing cluster to use; unset means the local broker (`connector kafka up`).",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_MECHANISM")
+    )
+    sasl_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME")
+    )
+    sasl_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD")
+    )
+    ssl_cafile: Path | None = Field(default=None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+
+    def librdkafka_config(
+        self, bootstrap: str, *, plaintext_secrets: bool = False
+    ) -> dict[str, str | int | float | bool]:
+        """Settings for confluent-kafka; the password is masked unless asked for in plain text."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = (
+                self.sasl_password.get_secret_value() if plaintext_secrets else "**********"
+            )
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        return conf
+
+    def faust_broker_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `faust.App` carrying the same security settings."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        import ssl
+
+        import faust
+
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.security_protocol.startswith("SASL"):
+            password = self.sasl_password.get_secret_value() if self.sasl_password else ""
+            credentials = faust.SASLCredentials(
+                username=self.sasl_username or "",
+                password=password,
+                mechanism=self.sasl_mechanism or "PLAIN",
+                ssl_context=context if self.security_protocol == "SASL_SSL" else None,
+            )
+            return {"broker_credentials": credentials}
+        return {"broker_credentials": faust.SSLCredentials(context)}
+
+
+class TopicSettings(BaseSettings):
+    """Topic names and partition counts (DESIGN.md, 'The flow')."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTOR_", extra="ignore", frozen=True)
+
+    topic_prefix: str = Field(default="", description="Prepended to every topic name.")
+    users_topic: str = "intouch.users.v1"
+    staff_topic: str = "intouch.staff.v1"
+    lead_sources_topic: str = "intouch.lead-sources.v1"
+    commands_topic: str = "connector.commands.v1"
+    outcomes_topic: str = "connector.outcomes.v1"
+    dlq_topic: str = "connector.dlq.v1"
+    tenants_topic: str = "connector.tenants.v1"
+    inbound_partitions: int = Field(default=6, ge=1)
+    commands_partitions: int = Field(default=6, ge=1)
+    outcomes_partitions: int = Field(default=6, ge=1)
+    dlq_partitions: int = Field(default=3, ge=1)
+    tenants_partitions: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    inbound_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    dlq_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1)
+
+    def name(self, base: str) -> str:
+        return f"{self.topic_prefix}{base}"
+
+
+class LocalKafkaSettings(BaseSettings):
+    """The single-node broker that `connector kafka up` starts on loopback."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTOR_", extra="ignore", frozen=True)
+
+    kafka_version: str = Field(default="3.9.2", description="Pinned in deploy/kafka/.")
+    state_dir: Path = Field(default=DEFAULT_STATE_DIR, description="Broker data, logs, pid file.")
+    cache_dir: Path = Field(default=DEFAULT_CACHE_DIR, description="Verified Kafka jars.")
+    kafka_port: int | None = Field(default=None, description="Broker port; unset picks a free one.")
+    kafka_heap: str = Field(default="512m", description="JVM heap of the local broker.")
+    kafka_start_timeout: float = Field(default=90.0, gt=0)
+
+
+class RegistrySettings(BaseSettings):
+    """Where Avro schema IDs come from."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    schema_registry_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCHEMA_REGISTRY_URL")
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the connector reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTOR_", extra="ignore", frozen=True)
+
+    app_id: str = Field(default="intouch-connector", description="Faust app id and group prefix.")
+    log_level: str = "INFO"
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings()
+
+    @cached_property
+    def topics(self) -> TopicSettings:
+        return TopicSettings()
+
+    @cached_property
+    def local_kafka(self) -> LocalKafkaSettings:
+        return LocalKafkaSettings()
+
+    @cached_property
+    def registry(self) -> RegistrySettings:
+        return RegistrySettings()
