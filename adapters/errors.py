@@ -1,0 +1,70 @@
+"""Receiver adapter errors, split by what the caller does next.
+
+AdapterError
+├── RetryableError(retry_after)   timeout, connection error, 429, 5xx: back off and retry
+├── PermanentError(status)        the receiver refused the payload: dead-letter it
+│   ├── DecodeError               the response does not have the shape the profile describes
+│   └── ResponseTooLarge          the response body exceeded the configured byte limit
+├── NotSupported(capability)      the receiver lacks this call: skip, never retry
+└── MisconfiguredError(status)    401/403, bad credentials, bad profile: fix the turn-up
+    └── ProfileError              a receiver profile file failed validation
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.base import Capability
+
+
+class AdapterError(Exception):
+    """Root of every error an adapter raises; callers never see httpx or aiohttp exceptions."""
+
+
+class RetryableError(AdapterError):
+    """A transient failure; retry later, no sooner than `retry_after` seconds when it is set."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(AdapterError):
+    """The receiver rejected the request for good; `status` and `receiver_message` say why."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, receiver_message: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.receiver_message = receiver_message
+
+
+class DecodeError(PermanentError):
+    """The receiver answered, but not with the shape its profile promises."""
+
+
+class ResponseTooLarge(PermanentError):
+    """The response body grew past the configured maximum and was not read further."""
+
+
+class NotSupported(AdapterError):
+    """The receiver has no call for this capability."""
+
+    def __init__(self, capability: Capability, receiver: str) -> None:
+        super().__init__(f"receiver {receiver!r} does not support {capability.value}")
+        self.capability = capability
+        self.receiver = receiver
+
+
+class MisconfiguredError(AdapterError):
+    """Credentials, profile or turn-up are wrong; retrying will not help until someone fixes it."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProfileError(MisconfiguredError):
+    """A receiver profile is invalid; the message names the file and the offending key."""

@@ -1,0 +1,266 @@
+"""Declarative receiver profiles (YAML) that drive the generic REST adapter, and their loader."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adapters.base import Capability, Person
+from adapters.errors import ProfileError
+from adapters.http import AuthKind
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PERSON_FIELDS = frozenset(f.name for f in fields(Person))
+_TENANT = frozenset({"client_id"})
+_CLUB = frozenset({"club_id", "intouch_club_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class CallKind:
+    """What one call of the contract may use and must return."""
+
+    capability: Capability
+    placeholders: frozenset[str]
+    body_fields: frozenset[str]
+    returns: Literal["nothing", "id", "items"]
+
+
+def _person_call(capability: Capability, *, with_id: bool, returns: str) -> CallKind:
+    ids = frozenset({"receiver_id"}) if with_id else frozenset()
+    return CallKind(
+        capability,
+        _TENANT | _CLUB | ids,
+        PERSON_FIELDS | _TENANT | _CLUB | ids,
+        "id" if returns == "id" else "nothing",
+    )
+
+
+CALL_KINDS: dict[str, CallKind] = {
+    "create_prospect": _person_call(Capability.PROSPECT_CREATE, with_id=False, returns="id"),
+    "update_prospect": _person_call(Capability.PROSPECT_UPDATE, with_id=True, returns="nothing"),
+    "save_prospect": _person_call(Capability.PROSPECT_SAVE, with_id=True, returns="id"),
+    "create_member": _person_call(Capability.MEMBER_CREATE, with_id=False, returns="id"),
+    "update_member": _person_call(Capability.MEMBER_UPDATE, with_id=True, returns="nothing"),
+    "save_member": _person_call(Capability.MEMBER_SAVE, with_id=True, returns="id"),
+    "convert_prospect": _person_call(Capability.CONVERT_PROSPECT, with_id=True, returns="id"),
+    "list_staff": CallKind(Capability.STAFF_LIST, _TENANT | _CLUB, _TENANT | _CLUB, "items"),
+    "find_staff_by_email": CallKind(
+        Capability.STAFF_BY_EMAIL, _TENANT | {"email"}, _TENANT | {"email"}, "items"
+    ),
+    "list_lead_sources": CallKind(Capability.LEAD_SOURCE_LIST, _TENANT, _TENANT, "items"),
+    "create_lead_source": CallKind(
+        Capability.LEAD_SOURCE_CREATE, _TENANT | {"name"}, _TENANT | {"name"}, "id"
+    ),
+    "update_lead_source": CallKind(
+        Capability.LEAD_SOURCE_UPDATE,
+        _TENANT | {"name", "receiver_id"},
+        _TENANT | {"name", "receiver_id"},
+        "nothing",
+    ),
+    "find_person": CallKind(
+        Capability.PERSON_LOOKUP,
+        _TENANT | {"email", "external_id"},
+        _TENANT | {"email", "external_id"},
+        "items",
+    ),
+}
+
+_PROSPECT_CALLS = ("create_prospect", "update_prospect", "save_prospect")
+
+
+class FieldMap(BaseModel):
+    """One of our fields sent under the receiver's key, with optional value translation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    to: str = Field(min_length=1, description="Receiver's key; dots make nested objects.")
+    values: dict[str, str] = Field(default_factory=dict, description="Our value -> theirs.")
+
+
+class CallSpec(BaseModel):
+    """How one contract call maps onto one HTTP request of the receiver."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(description="Path under the base URL, with {placeholders}.")
+    query: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query parameter -> template; dropped when its value is None.",
+    )
+    body: dict[str, str | FieldMap] = Field(
+        default_factory=dict, description="Our field name -> the receiver's (dotted) key."
+    )
+    static: dict[str, Any] = Field(
+        default_factory=dict, description="Constant values sent at these (dotted) keys."
+    )
+    omit_none: bool = Field(default=False, description="Leave out fields we have no value for.")
+    id_path: str | None = Field(default=None, description="Dotted path to the receiver ID.")
+    items_path: str | None = Field(
+        default=None, description="Dotted path to the list (or single object) in the response."
+    )
+    id_key: str = "id"
+    email_key: str = "email"
+    name_key: str = "name"
+    not_found_status: list[int] = Field(
+        default_factory=list, description="Statuses a lookup answers with when nothing matches."
+    )
+
+    def placeholders(self) -> set[str]:
+        """Every placeholder used by the path and the query templates."""
+        found = set(PLACEHOLDER.findall(self.path))
+        for template in self.query.values():
+            found.update(PLACEHOLDER.findall(template))
+        return found
+
+
+class Calls(BaseModel):
+    """The receiver's calls; a missing entry means the capability is absent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    create_prospect: CallSpec | None = None
+    update_prospect: CallSpec | None = None
+    save_prospect: CallSpec | None = None
+    create_member: CallSpec | None = None
+    update_member: CallSpec | None = None
+    save_member: CallSpec | None = None
+    convert_prospect: CallSpec | None = None
+    list_staff: CallSpec | None = None
+    find_staff_by_email: CallSpec | None = None
+    list_lead_sources: CallSpec | None = None
+    create_lead_source: CallSpec | None = None
+    update_lead_source: CallSpec | None = None
+    find_person: CallSpec | None = None
+
+    def present(self) -> dict[str, CallSpec]:
+        """The calls the profile defines, by name."""
+        return {name: spec for name in CALL_KINDS if (spec := getattr(self, name)) is not None}
+
+
+class ReceiverProfile(BaseModel):
+    """Everything the generic REST adapter needs to talk to one receiver product."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    description: str = ""
+    auth: list[AuthKind] = Field(default_factory=lambda: list[AuthKind](["none"]), min_length=1)
+    api_key_header: str | None = None
+    calls: Calls
+
+    @model_validator(mode="after")
+    def _calls_consistent(self) -> ReceiverProfile:
+        for name, spec in self.calls.present().items():
+            _check_call(name, spec)
+        return self
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Derived from which calls exist; STAFF_OWNER when a prospect call sends an owner."""
+        present = self.calls.present()
+        caps = {CALL_KINDS[name].capability for name in present}
+        if any(
+            "staff_owner_receiver_id" in present[name].body
+            for name in _PROSPECT_CALLS
+            if name in present
+        ):
+            caps.add(Capability.STAFF_OWNER)
+        return frozenset(caps)
+
+
+def _check_call(name: str, spec: CallSpec) -> None:
+    kind = CALL_KINDS[name]
+    where = f"calls.{name}"
+    if not spec.path.startswith("/"):
+        raise ValueError(f"{where}.path: must start with '/'")
+    unknown = spec.placeholders() - kind.placeholders
+    if unknown:
+        allowed = ", ".join(sorted(f"{{{p}}}" for p in kind.placeholders))
+        raise ValueError(
+            f"{where}.path: unknown placeholder(s) {sorted(unknown)}; allowed here: {allowed}"
+        )
+    bad_fields = set(spec.body) - kind.body_fields
+    if bad_fields:
+        raise ValueError(f"{where}.body: unknown field(s) {sorted(bad_fields)}")
+    if kind.returns == "id" and not spec.id_path:
+        raise ValueError(f"{where}.id_path: required, the call returns the receiver ID")
+    if kind.returns == "items" and spec.items_path is None:
+        raise ValueError(f"{where}.items_path: required, say where the list is ('' for the root)")
+    if "receiver_id" in kind.placeholders and name != "save_prospect" and name != "save_member":
+        sends_id = "receiver_id" in spec.placeholders() or "receiver_id" in spec.body
+        if not sends_id:
+            raise ValueError(f"{where}: must send {{receiver_id}} in its path, query or body")
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` onto `base`; a null in `override` deletes the key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile is a mapping with 'name' and 'calls'")
+    return data
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ProfileError(f"{path}: 'extends' loops through {[p.name for p in seen]}")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ProfileError(f"{path}: extends: must be the name of a profile in the same folder")
+    base_path = path.with_name(f"{parent}.yaml")
+    if not base_path.exists():
+        raise ProfileError(f"{path}: extends: no profile {parent!r} next to it ({base_path})")
+    base = _resolve(base_path, (*seen, path))
+    base.pop("description", None)
+    return _merge(base, data)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {message}" if loc else message)
+    return "; ".join(lines)
+
+
+def load_profile(path: Path) -> ReceiverProfile:
+    """Read and validate one profile; errors name the file and the bad key."""
+    # Top-level 'x-' keys hold YAML anchors shared by calls, as in compose files.
+    data = {k: v for k, v in _resolve(path).items() if not str(k).startswith("x-")}
+    try:
+        return ReceiverProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(f"{path}: {_describe(exc)}") from exc
+
+
+def load_profile_dir(directory: Path) -> list[ReceiverProfile]:
+    """Every `*.yaml` profile in a folder, sorted by file name."""
+    return [load_profile(path) for path in sorted(directory.glob("*.yaml"))]

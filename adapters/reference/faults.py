@@ -1,0 +1,103 @@
+"""Fault injection plan of the reference receiver: latency, errors, 429s, hangs and outages."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FaultSpec(BaseModel):
+    """Faults for one route (or every route); rates are probabilities per request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0, description="Fixed delay before answering.")
+    jitter_ms: float = Field(default=0.0, ge=0, description="Extra uniform random delay.")
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="Share answered 5xx.")
+    error_status: int = Field(default=503, ge=500, le=599)
+    throttle_rate: float = Field(default=0.0, ge=0, le=1, description="Share answered 429.")
+    retry_after_s: float = Field(default=1.0, ge=0, description="Retry-After sent with 429s.")
+    timeout_rate: float = Field(default=0.0, ge=0, le=1, description="Share left hanging.")
+    hang_s: float = Field(default=30.0, gt=0, description="How long a hanging request hangs.")
+
+
+NO_FAULTS = FaultSpec()
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """What to do to one request, drawn once from the plan."""
+
+    delay_s: float
+    action: Literal["pass", "error", "throttle", "hang", "outage"]
+    status: int = 200
+    retry_after_s: float | None = None
+    hang_s: float = 0.0
+
+
+class FaultPlan:
+    """The faults in force: a default spec, per-route specs and an optional outage window."""
+
+    def __init__(
+        self,
+        default: FaultSpec = NO_FAULTS,
+        routes: dict[str, FaultSpec] | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.default = default
+        self.routes = dict(routes or {})
+        self.outage_until: float | None = None
+        self._random = random.Random(seed)
+
+    def replace(self, default: FaultSpec, routes: dict[str, FaultSpec]) -> None:
+        """Swap every spec at once; an outage in progress carries on."""
+        self.default = default
+        self.routes = dict(routes)
+
+    def clear(self) -> None:
+        """No faults, no outage."""
+        self.replace(NO_FAULTS, {})
+        self.outage_until = None
+
+    def start_outage(self, seconds: float) -> None:
+        """Answer every API route 503 for the next `seconds` (0 ends an outage)."""
+        self.outage_until = time.monotonic() + seconds if seconds > 0 else None
+
+    def outage_remaining(self) -> float:
+        """Seconds left in the outage window, 0 when there is none."""
+        if self.outage_until is None:
+            return 0.0
+        return max(0.0, self.outage_until - time.monotonic())
+
+    def decide(self, route: str) -> FaultDecision:
+        """Draw the fate of one request to `route`."""
+        remaining = self.outage_remaining()
+        if remaining > 0:
+            return FaultDecision(0.0, "outage", 503, retry_after_s=remaining)
+        spec = self.routes.get(route, self.default)
+        delay = spec.latency_ms / 1000
+        if spec.jitter_ms:
+            delay += self._random.uniform(0, spec.jitter_ms) / 1000
+        draw = self._random.random()
+        if draw < spec.timeout_rate:
+            return FaultDecision(delay, "hang", hang_s=spec.hang_s)
+        draw -= spec.timeout_rate
+        if draw < spec.throttle_rate:
+            return FaultDecision(delay, "throttle", 429, retry_after_s=spec.retry_after_s)
+        draw -= spec.throttle_rate
+        if draw < spec.error_rate:
+            return FaultDecision(delay, "error", spec.error_status)
+        return FaultDecision(delay, "pass")
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan as the admin endpoint shows it."""
+        return {
+            "default": self.default.model_dump(),
+            "routes": {name: spec.model_dump() for name, spec in self.routes.items()},
+            "outage_remaining_s": round(self.outage_remaining(), 3),
+        }
