@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -38,7 +39,38 @@ def resolve_bootstrap(settings: Settings, *, start: bool = False) -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that live beside their subject, imported only when called (keeps `kafka status` fast).
+LAZY_COMMANDS = {
+    "receiver": "adapters.reference.cli:receiver",
+    "turnup": "streams.turnup:turnup",
+    "tenants": "streams.turnup:tenants",
+    "generate": "streams.generate:generate",
+    "worker": "streams.worker:worker",
+    "demo": "streams.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose extra commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                return None
+            command: click.Command = getattr(module, attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Keep club-management platforms in sync with InTouch, on Apache Kafka."""

@@ -129,6 +129,29 @@ class RegistrySettings(BaseSettings):
     )
 
 
+class PipelineSettings(BaseSettings):
+    """Tuning of the planner and sink agents."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECTOR_", extra="ignore", frozen=True)
+
+    sink_max_in_flight: int = Field(
+        default=64, ge=1, description="Commands run at once per worker."
+    )
+    retry_max_attempts: int = Field(
+        default=6, ge=1, description="Calls per command, first included."
+    )
+    retry_base_delay: float = Field(default=0.2, gt=0, description="First backoff, seconds.")
+    retry_max_delay: float = Field(default=10.0, gt=0, description="Longest single backoff.")
+    retry_max_elapsed: float = Field(default=60.0, gt=0, description="Give up after this long.")
+    staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
+    secrets_dir: Path | None = Field(
+        default=None, description="Folder of secret files, one per secret reference."
+    )
+    data_dir: Path = Field(
+        default=DEFAULT_STATE_DIR / "worker", description="RocksDB link store of the worker."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the connector reads from its environment."""
 
@@ -148,6 +171,10 @@ class Settings(BaseSettings):
     @cached_property
     def local_kafka(self) -> LocalKafkaSettings:
         return LocalKafkaSettings()
+
+    @cached_property
+    def pipeline(self) -> PipelineSettings:
+        return PipelineSettings()
 
     @cached_property
     def registry(self) -> RegistrySettings:
