@@ -1,0 +1,289 @@
+"""A real pipeline for end-to-end tests: topics, reference receivers, tenants, a worker process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from adapters.reference.server import (
+    ReceiverMode,
+    ReferenceConfig,
+    ReferenceReceiver,
+    ThreadedReceiver,
+)
+from streams.codec import Codecs, FileRegistry
+from streams.settings import KafkaSettings, TopicSettings
+from streams.tenant import Connection, Tenant
+from streams.tenant_directory import publish_tenant
+from streams.topics import design_topics, ensure_topics
+
+T = TypeVar("T")
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def user_event(client_id: str, intouch_id: str, version: int, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()), "occurred_at": NOW, "client_id": client_id,
+        "club_id": "7", "intouch_id": intouch_id, "version": version,
+        "user_type": "PROSPECT", "status": "ACTIVE", "first_name": "Pete",
+        "last_name": "Prospect", "email": None, "birthdate": None, "gender": None,
+        "address1": None, "address2": None, "city": None, "zipcode": None, "state": None,
+        "country": None, "mobile_phone": None, "home_phone": None, "work_phone": None,
+        "company": None, "staff_owner_id": None, "lead_source_id": None,
+    }  # fmt: skip
+    event.update(fields)
+    return event
+
+
+def staff_event(client_id: str, intouch_id: str, version: int, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()), "occurred_at": NOW, "client_id": client_id,
+        "club_id": None, "intouch_id": intouch_id, "version": version,
+        "first_name": "John", "last_name": "Staff", "email": None, "status": "ACTIVE",
+    }  # fmt: skip
+    event.update(fields)
+    return event
+
+
+def lead_source_event(client_id: str, intouch_id: str, version: int, name: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()), "occurred_at": NOW, "client_id": client_id,
+        "club_id": None, "intouch_id": intouch_id, "version": version, "name": name,
+    }  # fmt: skip
+
+
+@dataclass
+class Pipeline:
+    """Everything one test module's pipeline needs, bound to one topic prefix."""
+
+    bootstrap: str
+    prefix: str
+    workdir: Path
+    codecs: Codecs = field(default_factory=lambda: Codecs(FileRegistry()))
+    receivers: dict[str, ThreadedReceiver] = field(default_factory=dict)
+    worker: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        os.environ["CONNECTOR_TOPIC_PREFIX"] = self.prefix
+        try:
+            self.topics = TopicSettings()
+        finally:
+            del os.environ["CONNECTOR_TOPIC_PREFIX"]
+        self.kafka = KafkaSettings()
+        result = ensure_topics(self.bootstrap, self.kafka, design_topics(self.topics))
+        assert not result.mismatched
+        self.producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+        self.app_id = f"app-{self.prefix.strip('.')}"
+
+    def topic(self, base: str) -> str:
+        return self.topics.name(base)
+
+    # -- receivers and tenants --------------------------------------------------------------
+    def add_receiver(
+        self, client_id: str, mode: ReceiverMode = ReceiverMode.FULL, **config: Any
+    ) -> ThreadedReceiver:
+        """A reference receiver in `mode`, turned up for `client_id` with clubs 7, 8, 9."""
+        receiver_client = f"R-{client_id}"
+        reference = ReferenceReceiver(
+            ReferenceConfig(mode=mode, clients={receiver_client: ["C7", "C8", "C9"]}, **config)
+        )
+        threaded = ThreadedReceiver(reference)
+        threaded.start()
+        self.receivers[client_id] = threaded
+        tenant = Tenant(
+            client_id=client_id,
+            receiver_client_id=receiver_client,
+            adapter=mode.profile_name,
+            clubs={"7": "C7", "8": "C8", "9": "C9"},
+            connection=Connection(
+                host=reference.host_port, scheme="http", base_path=reference.config.base_path
+            ),
+        )
+        publish_tenant(self.bootstrap, self.kafka, self.topic(self.topics.tenants_topic), tenant)
+        return threaded
+
+    def seed_staff(self, client_id: str, staff_id: str, email: str, name: str) -> None:
+        receiver = self.receivers[client_id]
+        store = receiver.receiver.store
+        receiver.call(lambda: store.seed_staff(f"R-{client_id}", email, name, staff_id=staff_id))
+
+    def seed_lead_source(self, client_id: str, name: str) -> str:
+        receiver = self.receivers[client_id]
+        store = receiver.receiver.store
+        record = receiver.call(lambda: store.create_lead_source(f"R-{client_id}", {"name": name}))
+        return str(record["id"])
+
+    def receiver_state(self, client_id: str) -> dict[str, Any]:
+        receiver = self.receivers[client_id]
+        state: dict[str, Any] = receiver.call(receiver.receiver.state)
+        return dict(state["clients"][f"R-{client_id}"])
+
+    def people(self, client_id: str) -> list[dict[str, Any]]:
+        """Every prospect and member the receiver holds for the client, with kind and club."""
+        out = []
+        for club_id, club in self.receiver_state(client_id)["clubs"].items():
+            for kind in ("prospects", "members"):
+                for person in club[kind].values():
+                    out.append({**person, "_kind": kind[:-1], "_club": club_id})
+        return out
+
+    def calls(self, client_id: str) -> dict[str, int]:
+        receiver = self.receivers[client_id]
+        log = receiver.call(lambda: receiver.receiver.calls.as_json())
+        return dict(log["counts"])
+
+    # -- events -----------------------------------------------------------------------------
+    def send(self, subject: str, event: dict[str, Any]) -> None:
+        entity, base = {
+            "UserChanged": ("USER", self.topics.users_topic),
+            "StaffChanged": ("STAFF", self.topics.staff_topic),
+            "LeadSourceChanged": ("LEAD_SOURCE", self.topics.lead_sources_topic),
+        }[subject]
+        key = {"client_id": event["client_id"], "entity": entity, "intouch_id": event["intouch_id"]}
+        self.send_raw(
+            base, self.codecs["EntityKey"].encode(key), self.codecs[subject].encode(event)
+        )
+
+    def send_raw(self, base: str, key: bytes | None, value: bytes | None) -> None:
+        self.producer.produce(self.topic(base), key=key, value=value)
+        assert self.producer.flush(30) == 0
+
+    def read(self, base: str, subject: str) -> list[dict[str, Any]]:
+        """Every record on a topic so far, decoded."""
+        topic = self.topic(base)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"read-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in partitions
+            }
+            wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
+            consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in wanted])
+            records = []
+            seen = dict.fromkeys(wanted, -1)
+            deadline = time.monotonic() + 30
+            while any(seen[p] < wanted[p] - 1 for p in wanted) and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None or message.error():
+                    continue
+                seen[message.partition()] = message.offset()
+                records.append(self.codecs[subject].decode(message.value()))
+            return records
+        finally:
+            consumer.close()
+
+    def outcomes(self, client_id: str | None = None) -> list[dict[str, Any]]:
+        rows = self.read(self.topics.outcomes_topic, "Outcome")
+        return [r for r in rows if client_id is None or r["client_id"] == client_id]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.read(self.topics.dlq_topic, "DeadLetter")
+
+    def wait_outcome(
+        self, client_id: str, intouch_id: str, version: int, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """The final outcome of the entity's command for `version` (pending markers skipped)."""
+
+        def check() -> dict[str, Any] | None:
+            for row in reversed(self.outcomes(client_id)):
+                if (
+                    row["intouch_id"] == intouch_id
+                    and row["version"] >= version
+                    and row["status"] != "PENDING_CREATE"
+                ):
+                    return row
+            return None
+
+        return wait_for(f"an outcome for {client_id}/{intouch_id} v{version}", check, timeout)
+
+    # -- worker -----------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "CONNECTOR_TOPIC_PREFIX": self.prefix,
+                "CONNECTOR_APP_ID": self.app_id,
+                "CONNECTOR_DATA_DIR": str(self.workdir / "data"),
+                "CONNECTOR_RETRY_BASE_DELAY": "0.05",
+                "CONNECTOR_RETRY_MAX_DELAY": "0.5",
+                "CONNECTOR_RETRY_MAX_ELAPSED": "10",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    def start_worker(self) -> None:
+        assert self.worker is None or self.worker.poll() is not None
+        log = (self.workdir / "worker.log").open("ab")
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def stop_worker(self, *, kill: bool = False) -> None:
+        if self.worker is None:
+            return
+        if self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait(timeout=10)
+        self.worker = None
+
+    def worker_log(self) -> str:
+        path = self.workdir / "worker.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        self.stop_worker()
+        for receiver in self.receivers.values():
+            receiver.stop()
+        self.producer.flush(10)
+
+
+@contextmanager
+def running_pipeline(bootstrap: str, workdir: Path, **extra_env: str) -> Iterator[Pipeline]:
+    pipeline = Pipeline(bootstrap, f"e{uuid.uuid4().hex[:8]}.", workdir, extra_env=extra_env)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()
