@@ -155,7 +155,7 @@ class Pipeline:
     def calls(self, client_id: str) -> dict[str, int]:
         receiver = self.receivers[client_id]
         log = receiver.call(lambda: receiver.receiver.calls.as_json())
-        return dict(log["counts"])
+        return dict(log["by_route"])
 
     # -- events -----------------------------------------------------------------------------
     def send(self, subject: str, event: dict[str, Any]) -> None:
