@@ -236,6 +236,10 @@ class TenantDirectory:
             consumer.close()
             raise
         self._partitions = list(range(count))
+        with self._changed:
+            # Positions of an earlier run would let wait_until_current return before re-reading.
+            self._positions.clear()
+            self._failure = None
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self._partitions])
         self._consumer = consumer
         self._stopping.clear()
