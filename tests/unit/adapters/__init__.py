@@ -1,0 +1,1 @@
+"""Unit tests of the receiver adapters (no network beyond httpx.MockTransport)."""
