@@ -12,9 +12,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.codec import Codecs, FileRegistry
-from streams.generate import topic_for
+from streams.generate import produce_scenario, topic_for
 from streams.scenario import SUBJECT_OF, build_scenario
-from streams.settings import TopicSettings
+from streams.settings import KafkaSettings, TopicSettings
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +98,21 @@ def test_generate_produces_the_scenario_exactly(
     assert received == EVENTS
     assert on_broker == EVENTS
     assert dict(got) == dict(wanted)  # every entity's events, in version order
+
+
+def test_produce_scenario_paces_one_phase(
+    kafka_bootstrap: str, unique: str, test_env: dict[str, str]
+) -> None:
+    assert connector(test_env, "topics", "ensure").returncode == 0
+    topics = TopicSettings(topic_prefix=f"t{unique}.")
+    reference = build_scenario(SEED, EVENTS, "100", ["7"]).phase("reference")
+    rate = 50.0
+    started = time.monotonic()
+    counts = produce_scenario(
+        kafka_bootstrap, KafkaSettings(), topics, reference, rate=rate, progress=True
+    )
+    assert time.monotonic() - started >= (len(reference) - 1) / rate
+    assert counts == {
+        topic_for("STAFF", topics): sum(1 for e in reference if e.entity == "STAFF"),
+        topic_for("LEAD_SOURCE", topics): sum(1 for e in reference if e.entity == "LEAD_SOURCE"),
+    }
