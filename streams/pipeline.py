@@ -182,6 +182,8 @@ class Pipeline:
             producer_acks=-1,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_session_timeout=tuning.session_timeout,
+            broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
             stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
             **settings.kafka.faust_broker_kwargs(),
         )

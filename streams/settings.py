@@ -143,6 +143,9 @@ class PipelineSettings(BaseSettings):
     retry_base_delay: float = Field(default=0.2, gt=0, description="First backoff, seconds.")
     retry_max_delay: float = Field(default=10.0, gt=0, description="Longest single backoff.")
     retry_max_elapsed: float = Field(default=60.0, gt=0, description="Give up after this long.")
+    session_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds before a silent worker's partitions move."
+    )
     staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
     secrets_dir: Path | None = Field(
         default=None, description="Folder of secret files, one per secret reference."

@@ -89,11 +89,14 @@ class Pipeline:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        os.environ["CONNECTOR_TOPIC_PREFIX"] = self.prefix
+        overrides = {k: v for k, v in self.extra_env.items() if k.endswith("_PARTITIONS")}
+        overrides["CONNECTOR_TOPIC_PREFIX"] = self.prefix
+        os.environ.update(overrides)
         try:
             self.topics = TopicSettings()
         finally:
-            del os.environ["CONNECTOR_TOPIC_PREFIX"]
+            for name in overrides:
+                del os.environ[name]
         self.kafka = KafkaSettings()
         result = ensure_topics(self.bootstrap, self.kafka, design_topics(self.topics))
         assert not result.mismatched
@@ -107,6 +110,13 @@ class Pipeline:
     def add_receiver(
         self, client_id: str, mode: ReceiverMode = ReceiverMode.FULL, **config: Any
     ) -> ThreadedReceiver:
+        self.start_receiver(client_id, mode, **config)
+        self.turn_up(client_id)
+        return self.receivers[client_id]
+
+    def start_receiver(
+        self, client_id: str, mode: ReceiverMode = ReceiverMode.FULL, **config: Any
+    ) -> ThreadedReceiver:
         """A reference receiver in `mode`, turned up for `client_id` with clubs 7, 8, 9."""
         receiver_client = f"R-{client_id}"
         reference = ReferenceReceiver(
@@ -115,17 +125,21 @@ class Pipeline:
         threaded = ThreadedReceiver(reference)
         threaded.start()
         self.receivers[client_id] = threaded
+        return threaded
+
+    def turn_up(self, client_id: str) -> None:
+        reference = self.receivers[client_id].receiver
+        receiver_client = f"R-{client_id}"
         tenant = Tenant(
             client_id=client_id,
             receiver_client_id=receiver_client,
-            adapter=mode.profile_name,
+            adapter=reference.mode.profile_name,
             clubs={"7": "C7", "8": "C8", "9": "C9"},
             connection=Connection(
                 host=reference.host_port, scheme="http", base_path=reference.config.base_path
             ),
         )
         publish_tenant(self.bootstrap, self.kafka, self.topic(self.topics.tenants_topic), tenant)
-        return threaded
 
     def seed_staff(self, client_id: str, staff_id: str, email: str, name: str) -> None:
         receiver = self.receivers[client_id]
@@ -240,6 +254,7 @@ class Pipeline:
                 "CONNECTOR_RETRY_BASE_DELAY": "0.05",
                 "CONNECTOR_RETRY_MAX_DELAY": "0.5",
                 "CONNECTOR_RETRY_MAX_ELAPSED": "10",
+                "CONNECTOR_SESSION_TIMEOUT": "6",
                 **self.extra_env,
             }
         )
@@ -256,6 +271,17 @@ class Pipeline:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+
+    def committed(self, base: str) -> dict[int, int]:
+        """Offsets the worker's consumer group has committed on a topic, per partition."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
+        try:
+            topic = self.topic(base)
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            rows = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            return {tp.partition: tp.offset for tp in rows if tp.offset >= 0}
+        finally:
+            consumer.close()
 
     def stop_worker(self, *, kill: bool = False) -> None:
         if self.worker is None:
