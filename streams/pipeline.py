@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,30 @@ class ReceiverPool:
         self._clients.clear()
 
 
+class SentFingerprints:
+    """Fingerprint of the last command planned per entity, bounded (least recently used out).
+
+    An entity missing here (after a restart, or evicted) is planned anyway, and the sink
+    drops the command if the receiver already has exactly that.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> str | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, str, str], fingerprint: str) -> None:
+        self._entries[key] = fingerprint
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
 class Pipeline:
     """One worker: the Faust app, its agents, the link store and the tenant directory."""
 
@@ -214,6 +239,7 @@ class Pipeline:
         )
         self.receivers = ReceiverPool(tuning.secrets_dir)
         self.staff_cache = StaffCache(tuning.staff_cache_ttl)
+        self.planned: SentFingerprints = SentFingerprints(tuning.planned_cache_size)
         self.acks: OrderedAcks[Any, Any] = OrderedAcks()
         self.lanes: KeyedLanes[Any] = KeyedLanes(
             tuning.sink_max_in_flight, self._run_command, self._release
@@ -268,6 +294,10 @@ class Pipeline:
         for command in plan.commands:
             self.metrics.commands.labels(command["kind"]).inc()
             await self._send(self.commands_topic, self._key_of(command), "Command", command)
+            self.planned.put(
+                (command["client_id"], self._entity_of(command), command["intouch_id"]),
+                command["fingerprint"],
+            )
         if plan.skipped:
             self.metrics.skipped.labels(plan.skipped.split(":")[0]).inc()
 
@@ -275,22 +305,34 @@ class Pipeline:
         self, subject: str, event: Mapping[str, Any], tenant: Tenant, caps: frozenset[Cap]
     ) -> Plan:
         now = utcnow()
-        client_id = event["client_id"]
+        client_id, intouch_id = event["client_id"], event["intouch_id"]
         if subject == "LeadSourceChanged":
-            link = self.links.lead_source(client_id, event["intouch_id"])
-            return plan_lead_source_change(event, capabilities=caps, link=link, now=now)
-        if subject == "StaffChanged" or event.get("user_type") == "STAFF":
-            link = self.links.staff(client_id, event["intouch_id"])
-            return plan_staff_change(event, capabilities=caps, link=link, now=now)
+            entity = "LEAD_SOURCE"
+        elif subject == "StaffChanged" or event.get("user_type") == "STAFF":
+            entity = "STAFF"
+        else:
+            entity = "USER"
+        last_sent = self.planned.get((client_id, entity, intouch_id))
+        if entity == "LEAD_SOURCE":
+            link = self.links.lead_source(client_id, intouch_id)
+            return plan_lead_source_change(
+                event, capabilities=caps, link=link, last_sent=last_sent, now=now
+            )
+        if entity == "STAFF":
+            link = self.links.staff(client_id, intouch_id)
+            return plan_staff_change(
+                event, capabilities=caps, link=link, last_sent=last_sent, now=now
+            )
         owner = event.get("staff_owner_id")
         source = event.get("lead_source_id")
         return plan_user_change(
             event,
             capabilities=caps,
             clubs=tenant.clubs,
-            link=self.links.user(client_id, event["intouch_id"]),
+            link=self.links.user(client_id, intouch_id),
             staff_link=self.links.staff(client_id, owner) if owner else None,
             lead_source_link=self.links.lead_source(client_id, source) if source else None,
+            last_sent=last_sent,
             now=now,
         )
 
@@ -300,13 +342,17 @@ class Pipeline:
             raise UnknownTenantError(f"client {client_id!r} is not turned up")
         return tenant
 
+    @staticmethod
+    def _entity_of(record: Mapping[str, Any]) -> str:
+        kind = record.get("kind")
+        if kind == "LINK_STAFF":
+            return "STAFF"
+        if kind == "SYNC_LEAD_SOURCE":
+            return "LEAD_SOURCE"
+        return str(record.get("entity", "USER"))
+
     def _key_of(self, record: Mapping[str, Any]) -> bytes:
-        if record.get("kind") == "LINK_STAFF":
-            entity = "STAFF"
-        elif record.get("kind") == "SYNC_LEAD_SOURCE":
-            entity = "LEAD_SOURCE"
-        else:
-            entity = record.get("entity", "USER")
+        entity = self._entity_of(record)
         key = {
             "client_id": record["client_id"],
             "entity": entity,
@@ -411,6 +457,10 @@ class Pipeline:
         link = self.links.user(client_id, intouch_id)
         if link is not None and command["version"] <= link.version:
             await self.outcome(command, "SKIPPED", message="stale or already applied")
+            return
+        if link is not None and link.receiver_id and link.fingerprint == command["fingerprint"]:
+            # The fingerprint covers type, club, owner and lead source: nothing would change.
+            await self.outcome(command, "SKIPPED", message="the receiver has this already")
             return
         club = tenant.club_ref(command["club_id"])
         if club is None:

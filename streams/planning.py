@@ -134,9 +134,15 @@ def plan_user_change(
     link: UserLink | None,
     staff_link: EntityLink | None,
     lead_source_link: EntityLink | None,
+    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
-    """A prospect or member change becomes one upsert or conversion, unless nothing changed."""
+    """A prospect or member change becomes one upsert or conversion, unless nothing changed.
+
+    `last_sent` is the fingerprint of the last command planned for this user, when known:
+    comparing with the last *applied* one would skip a change back to it while another
+    command is still in flight.
+    """
     if event["club_id"] not in clubs:
         raise UnknownClubError(
             f"club {event['club_id']!r} of client {event['client_id']!r} is not turned up"
@@ -156,7 +162,7 @@ def plan_user_change(
         lead_source_link.receiver_id if lead_source_link and event.get("lead_source_id") else None
     )
     fp = user_fingerprint(event, owner, source)
-    if link is not None and link.fingerprint == fp and not link.pending_create:
+    if fp == last_sent:
         return Plan(skipped="no change the receiver would see")
     converting = kind_type == "MEMBER" and link is not None and link.user_type == "PROSPECT"
     kind = "CONVERT_TO_MEMBER" if converting else f"UPSERT_{kind_type}"
@@ -177,6 +183,7 @@ def plan_staff_change(
     *,
     capabilities: frozenset[Cap],
     link: EntityLink | None,
+    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
     """A staff change becomes a link attempt by email; the connector never writes staff."""
@@ -185,7 +192,7 @@ def plan_staff_change(
     if link is not None and event["version"] <= link.version:
         return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
     fp = fingerprint({"email": normalize_email(event.get("email"))})
-    if link is not None and link.fingerprint == fp:
+    if fp == last_sent:
         return Plan(skipped="staff email unchanged")
     staff = {
         "event_id": event["event_id"],
@@ -207,6 +214,7 @@ def plan_lead_source_change(
     *,
     capabilities: frozenset[Cap],
     link: EntityLink | None,
+    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
     """A lead source change becomes a sync, or nothing when the receiver cannot take it."""
@@ -215,12 +223,12 @@ def plan_lead_source_change(
     if link is not None and event["version"] <= link.version:
         return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
     fp = fingerprint({"name": normalize_name(event["name"])})
-    if link is not None and link.receiver_id is not None:
-        if link.fingerprint == fp:
-            return Plan(skipped="lead source name unchanged")
-        if Cap.LEAD_SOURCE_UPDATE not in capabilities:
-            # The guide: without an update call, no attempts at updates are made.
-            return Plan(skipped="rename not sent: the receiver has no lead source update call")
+    if fp == last_sent:
+        return Plan(skipped="lead source name unchanged")
+    renamed = link is not None and link.receiver_id is not None and fp != link.fingerprint
+    if renamed and Cap.LEAD_SOURCE_UPDATE not in capabilities:
+        # The guide: without an update call, no attempts at updates are made.
+        return Plan(skipped="rename not sent: the receiver has no lead source update call")
     return Plan(commands=(_command("SYNC_LEAD_SOURCE", event, fp, now, lead_source=dict(event)),))
 
 

@@ -243,8 +243,13 @@ class Pipeline:
         return wait_for(f"an outcome for {client_id}/{intouch_id} v{version}", check, timeout)
 
     # -- worker -----------------------------------------------------------------------------
+    @staticmethod
+    def clean_env() -> dict[str, str]:
+        """This process's environment without any connector setting."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env = self.clean_env()
         env.update(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,

@@ -57,6 +57,7 @@ def plan(event: dict[str, Any], caps: frozenset[Cap] = FULL, **links: Any) -> An
         link=links.get("link"),
         staff_link=links.get("staff"),
         lead_source_link=links.get("source"),
+        last_sent=links.get("last_sent"),
         now=NOW,
     )
 
@@ -83,12 +84,23 @@ def test_a_receiver_without_staff_owner_support_gets_no_owner() -> None:
     assert command["staff_owner_receiver_id"] is None
 
 
-def test_nothing_changed_is_a_no_op_and_stale_versions_are_dropped() -> None:
+def test_nothing_changed_since_the_last_command_is_a_no_op_and_stale_versions_drop() -> None:
     fp = user_fingerprint(user(), None, None)
     link = UserLink("R1", "PROSPECT", 1, fp)
-    assert plan(user(version=2), link=link).skipped == "no change the receiver would see"
+    skipped = plan(user(version=2), link=link, last_sent=fp).skipped
+    assert skipped == "no change the receiver would see"
     assert plan(user(version=1, first_name="X"), link=link).skipped.startswith("stale")
-    assert plan(user(version=2, first_name="Peter"), link=link).commands
+    assert plan(user(version=2, first_name="Peter"), link=link, last_sent=fp).commands
+
+
+def test_a_change_back_to_the_applied_state_is_sent_while_another_is_in_flight() -> None:
+    # Applied: v1 without owner. Planned, not yet applied: v2 with owner 9999.
+    # v3 drops the owner again: it equals what is applied, not what was last sent.
+    applied = user_fingerprint(user(), None, None)
+    in_flight = user_fingerprint(user(), "9999", None)
+    link = UserLink("R1", "PROSPECT", 1, applied)
+    (command,) = plan(user(version=3), link=link, last_sent=in_flight).commands
+    assert command["staff_owner_receiver_id"] is None
 
 
 def test_a_prospect_becoming_a_member_is_a_conversion() -> None:
@@ -109,17 +121,23 @@ def test_capabilities_filter_what_is_planned() -> None:
     assert plan(user(), no_prospects).skipped == "the receiver takes no prospects"
     no_staff = FULL - {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}
     staff = {**user(), "email": "a@b"}
-    assert plan_staff_change(staff, capabilities=no_staff, link=None, now=NOW).skipped
-    assert plan_staff_change(staff, capabilities=FULL, link=None, now=NOW).commands
+    assert plan_staff_change(
+        staff, capabilities=no_staff, link=None, last_sent=None, now=NOW
+    ).skipped
+    assert plan_staff_change(staff, capabilities=FULL, link=None, last_sent=None, now=NOW).commands
 
 
 def test_lead_source_renames_go_only_where_an_update_call_exists() -> None:
     event = {"event_id": "e", "client_id": "100", "intouch_id": "2222", "version": 2,
              "name": "Newspaper Ads", "club_id": None, "occurred_at": NOW}  # fmt: skip
     linked = EntityLink("LS1", 1, "old-name")
-    assert plan_lead_source_change(event, capabilities=FULL, link=linked, now=NOW).commands
+    assert plan_lead_source_change(
+        event, capabilities=FULL, link=linked, last_sent=None, now=NOW
+    ).commands
     no_update = FULL - {Cap.LEAD_SOURCE_UPDATE}
-    skipped = plan_lead_source_change(event, capabilities=no_update, link=linked, now=NOW)
+    skipped = plan_lead_source_change(
+        event, capabilities=no_update, link=linked, last_sent=None, now=NOW
+    )
     assert skipped.skipped is not None and "no lead source update call" in skipped.skipped
 
 
