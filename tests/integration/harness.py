@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pydantic import SecretStr
 
 from adapters.reference.server import (
     ReceiverMode,
+    ReferenceAuth,
     ReferenceConfig,
     ReferenceReceiver,
     ThreadedReceiver,
@@ -108,10 +110,18 @@ class Pipeline:
 
     # -- receivers and tenants --------------------------------------------------------------
     def add_receiver(
-        self, client_id: str, mode: ReceiverMode = ReceiverMode.FULL, **config: Any
+        self,
+        client_id: str,
+        mode: ReceiverMode = ReceiverMode.FULL,
+        *,
+        secret: str | None = None,
+        **config: Any,
     ) -> ThreadedReceiver:
+        """A reference receiver turned up for `client_id`; with `secret`, behind basic auth."""
+        if secret is not None:
+            config["auth"] = ReferenceAuth(kind="basic", secret=SecretStr(secret))
         self.start_receiver(client_id, mode, **config)
-        self.turn_up(client_id)
+        self.turn_up(client_id, secret=secret)
         return self.receivers[client_id]
 
     def start_receiver(
@@ -127,8 +137,13 @@ class Pipeline:
         self.receivers[client_id] = threaded
         return threaded
 
-    def turn_up(self, client_id: str) -> None:
+    def turn_up(self, client_id: str, secret: str | None = None) -> None:
         reference = self.receivers[client_id].receiver
+        secret_ref = None
+        if secret is not None:
+            # The worker resolves the reference from its environment; Kafka never sees it.
+            secret_ref = f"RECEIVER_{client_id.upper()}_PASSWORD"
+            self.extra_env[secret_ref] = secret
         receiver_client = f"R-{client_id}"
         tenant = Tenant(
             client_id=client_id,
@@ -136,7 +151,11 @@ class Pipeline:
             adapter=reference.mode.profile_name,
             clubs={"7": "C7", "8": "C8", "9": "C9"},
             connection=Connection(
-                host=reference.host_port, scheme="http", base_path=reference.config.base_path
+                host=reference.host_port,
+                scheme="http",
+                base_path=reference.config.base_path,
+                username=reference.config.auth.username if secret else None,
+                secret_ref=secret_ref,
             ),
         )
         publish_tenant(self.bootstrap, self.kafka, self.topic(self.topics.tenants_topic), tenant)

@@ -14,7 +14,18 @@ def test_the_demo_ends_with_no_mismatch(kafka_bootstrap: str, tmp_path: Path) ->
     env = Pipeline.clean_env()
     env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONNECTOR_STATE_DIR=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-m", "streams.cli", "demo", "--events", "800", "--seed", "7"],
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-m",
+            "streams.cli",
+            "demo",
+            "--events",
+            "800",
+            "--seed",
+            "7",
+        ],
         env=env,
         capture_output=True,
         text=True,

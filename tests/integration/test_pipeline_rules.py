@@ -17,6 +17,7 @@ from tests.integration.harness import (
     user_event,
     wait_for,
 )
+from tests.secret_values import PIPELINE_RECEIVER_SECRET
 
 CLIENTS = {
     "full": ReceiverMode.FULL,
@@ -34,7 +35,9 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """One worker for the module, one tenant (and reference receiver) per receiver mode."""
     with running_pipeline(kafka_bootstrap, tmp_path_factory.mktemp("pipeline")) as p:
         for client_id, mode in CLIENTS.items():
-            p.add_receiver(client_id, mode)
+            # The main receiver wants a password, as real ones do.
+            secret = PIPELINE_RECEIVER_SECRET if client_id == "full" else None
+            p.add_receiver(client_id, mode, secret=secret)
         p.start_worker()
         yield p
 

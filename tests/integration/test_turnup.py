@@ -18,11 +18,12 @@ from adapters.errors import MisconfiguredError
 from adapters.reference import ReferenceAuth, ReferenceConfig, run_in_thread
 from streams.settings import KafkaSettings
 from streams.turnup import SecretResolver, TenantDirectory, open_receiver, validate_turnup
+from tests.secret_values import TURNUP_SECRET
 
 pytestmark = pytest.mark.integration
 
 SECRET_REF = "RECEIVER_100_PASSWORD"
-SECRET = "Tr0ub4dor-and-3-horses"
+SECRET = TURNUP_SECRET
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from streams.turnup import (
     tenant_to_record,
     validate_turnup,
 )
+from tests.secret_values import TURNUP_UNIT_SECRET
 
-SECRET = "s3cr3t-Pa55w0rd!"
+SECRET = TURNUP_UNIT_SECRET
 CODEC = Codecs(FileRegistry())["TenantConfigured"]
 
 

@@ -12,9 +12,10 @@ from adapters.errors import MisconfiguredError
 from adapters.reference import ReferenceAuth
 from adapters.registry import create_adapter
 from tests.integration.adapters.receivers import CLIENT, CLUB, person, run, serving
+from tests.secret_values import ADAPTER_RIGHT_SECRET, ADAPTER_WRONG_SECRET
 
-RIGHT = "Right-S3cret-7d1f"
-WRONG = "Wr0ng-S3cret-99ab"
+RIGHT = ADAPTER_RIGHT_SECRET
+WRONG = ADAPTER_WRONG_SECRET
 
 
 def leaked_forms(secret: str) -> list[str]:
