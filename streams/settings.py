@@ -150,6 +150,10 @@ class PipelineSettings(BaseSettings):
         default=200_000, ge=0, description="Entities whose last planned fingerprint is kept."
     )
     staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics server.")
     secrets_dir: Path | None = Field(
         default=None, description="Folder of secret files, one per secret reference."
     )

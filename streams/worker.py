@@ -24,6 +24,14 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
         raise ConnectorError("; ".join(result.mismatched))
     register_faust_codecs()
     pipeline = Pipeline(settings, bootstrap)
+    tuning = settings.pipeline
+    if tuning.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        server, _ = start_http_server(
+            tuning.metrics_port, addr=tuning.metrics_host, registry=pipeline.metrics.registry
+        )
+        say(f"metrics on http://{tuning.metrics_host}:{server.server_port}/metrics")
     say(f"worker {settings.app_id}: loading tenants and links from {bootstrap}")
     pipeline.prepare()
     say(f"worker {settings.app_id}: {len(pipeline.tenants.all())} tenants, starting agents")

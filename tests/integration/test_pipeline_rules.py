@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.reference.server import ReceiverMode
+from streams.kafka_local import free_port
 from tests.integration.harness import (
     Pipeline,
     lead_source_event,
@@ -33,7 +35,9 @@ CLIENTS = {
 @pytest.fixture(scope="module")
 def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """One worker for the module, one tenant (and reference receiver) per receiver mode."""
-    with running_pipeline(kafka_bootstrap, tmp_path_factory.mktemp("pipeline")) as p:
+    workdir = tmp_path_factory.mktemp("pipeline")
+    metrics = str(free_port())
+    with running_pipeline(kafka_bootstrap, workdir, CONNECTOR_METRICS_PORT=metrics) as p:
         for client_id, mode in CLIENTS.items():
             # The main receiver wants a password, as real ones do.
             secret = PIPELINE_RECEIVER_SECRET if client_id == "full" else None
@@ -264,3 +268,31 @@ def test_a_stale_replayed_command_never_overwrites_newer_data(pipeline: Pipeline
     pipeline.send("UserChanged", user_event("full", "7201", 3, first_name="Newest"))
     pipeline.wait_outcome("full", "7201", 3)
     assert person(pipeline, "full", "7201")["firstName"] == "Newest"
+
+
+def test_the_worker_counts_every_outcome_for_prometheus(pipeline: Pipeline) -> None:
+    pipeline.send_raw(pipeline.topics.users_topic, b"k", b"not avro")
+    pipeline.send("UserChanged", user_event("full", "7301", 1, first_name="Counted"))
+    pipeline.wait_outcome("full", "7301", 1)
+    url = f"http://127.0.0.1:{pipeline.extra_env['CONNECTOR_METRICS_PORT']}/metrics"
+
+    def scrape() -> dict[str, float] | None:
+        values = {}
+        for line in httpx.get(url, timeout=5).text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        dead = 'connector_dead_letters_total{error="DecodeError",stage="decode"}'
+        return values if values.get(dead, 0) >= 1 else None
+
+    values = wait_for("the dead letter to be counted", scrape)
+    assert values['connector_outcomes_total{entity="USER",status="LINKED"}'] >= 1
+    assert values['connector_outcomes_total{entity="USER",status="PENDING_CREATE"}'] >= 1
+    assert values['connector_commands_total{kind="UPSERT_PROSPECT"}'] >= 1
+    assert values['connector_receiver_call_seconds_count{call="create_prospect",result="ok"}'] >= 1
+    assert (
+        values[
+            'connector_events_total{topic="' + pipeline.topic(pipeline.topics.users_topic) + '"}'
+        ]
+        >= 2
+    )
