@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from adapters.reference.faults import FaultSpec
 from adapters.reference.server import (
     ReceiverMode,
     ReferenceConfig,
@@ -175,6 +176,7 @@ def run_demo(
     seed: int,
     mode: ReceiverMode,
     timeout: float,
+    latency_ms: float = 0.0,
 ) -> dict[str, Any]:
     from streams.generate import produce_scenario
     from streams.lag import end_offsets
@@ -197,7 +199,11 @@ def run_demo(
 
     receiver_client = f"R-{CLIENT_ID}"
     reference = ReferenceReceiver(
-        ReferenceConfig(mode=mode, clients={receiver_client: list(CLUBS.values())})
+        ReferenceConfig(
+            mode=mode,
+            clients={receiver_client: list(CLUBS.values())},
+            faults=FaultSpec(latency_ms=latency_ms, jitter_ms=latency_ms / 2),
+        )
     )
     threaded = ThreadedReceiver(reference)
     threaded.start()
@@ -286,12 +292,26 @@ def print_summary(summary: dict[str, Any]) -> None:
     help="Capabilities of the reference receiver.",
 )
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Per phase.")
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added receiver latency per call (plus up to half of it as jitter).",
+)
 @click.pass_obj
-def demo(settings: Settings, events: int, seed: int, mode: str, timeout: float) -> None:
+def demo(
+    settings: Settings, events: int, seed: int, mode: str, timeout: float, latency_ms: float
+) -> None:
     """Run the whole pipeline on generated events and check the receiver's final state."""
     try:
         summary = run_demo(
-            settings, events=events, seed=seed, mode=ReceiverMode(mode), timeout=timeout
+            settings,
+            events=events,
+            seed=seed,
+            mode=ReceiverMode(mode),
+            timeout=timeout,
+            latency_ms=latency_ms,
         )
     except ConnectorError as exc:
         fail(str(exc))

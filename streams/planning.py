@@ -126,6 +126,21 @@ def user_fingerprint(
     return fingerprint(seen)
 
 
+def _stale_or_unchanged(
+    event: Mapping[str, Any],
+    link: UserLink | EntityLink | None,
+    fp: str | None,
+    last_sent: str | None,
+    unchanged: str,
+) -> Plan | None:
+    """Skip an event older than what was applied, or equal to the last command planned."""
+    if link is not None and event["version"] <= link.version:
+        return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
+    if fp is not None and fp == last_sent:
+        return Plan(skipped=unchanged)
+    return None
+
+
 def plan_user_change(
     event: Mapping[str, Any],
     *,
@@ -152,8 +167,9 @@ def plan_user_change(
         return Plan(skipped="the receiver takes no prospects")
     if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
         return Plan(skipped="the receiver takes no members")
-    if link is not None and event["version"] <= link.version:
-        return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
+    stale = _stale_or_unchanged(event, link, None, None, "")
+    if stale:
+        return stale
     # The guide: an unlinked staff owner means the user is sent with no owner.
     owner = staff_link.receiver_id if staff_link and event.get("staff_owner_id") else None
     if Cap.STAFF_OWNER not in capabilities:
@@ -189,11 +205,10 @@ def plan_staff_change(
     """A staff change becomes a link attempt by email; the connector never writes staff."""
     if not capabilities & {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}:
         return Plan(skipped="the receiver has no staff calls")
-    if link is not None and event["version"] <= link.version:
-        return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
     fp = fingerprint({"email": normalize_email(event.get("email"))})
-    if fp == last_sent:
-        return Plan(skipped="staff email unchanged")
+    skip = _stale_or_unchanged(event, link, fp, last_sent, "staff email unchanged")
+    if skip:
+        return skip
     staff = {
         "event_id": event["event_id"],
         "occurred_at": event["occurred_at"],
@@ -220,11 +235,10 @@ def plan_lead_source_change(
     """A lead source change becomes a sync, or nothing when the receiver cannot take it."""
     if not capabilities & {Cap.LEAD_SOURCE_LIST, Cap.LEAD_SOURCE_CREATE}:
         return Plan(skipped="the receiver has no lead source calls")
-    if link is not None and event["version"] <= link.version:
-        return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
     fp = fingerprint({"name": normalize_name(event["name"])})
-    if fp == last_sent:
-        return Plan(skipped="lead source name unchanged")
+    skip = _stale_or_unchanged(event, link, fp, last_sent, "lead source name unchanged")
+    if skip:
+        return skip
     renamed = link is not None and link.receiver_id is not None and fp != link.fingerprint
     if renamed and Cap.LEAD_SOURCE_UPDATE not in capabilities:
         # The guide: without an update call, no attempts at updates are made.

@@ -35,6 +35,20 @@ T = TypeVar("T")
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 
+def connector(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the `connector` command line in its own process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-m", "streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
     """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout

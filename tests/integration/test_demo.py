@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.harness import Pipeline
+from tests.integration.harness import Pipeline, connector
 
 
 def test_the_demo_ends_with_no_mismatch(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = Pipeline.clean_env()
     env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONNECTOR_STATE_DIR=str(tmp_path))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "faulthandler",
-            "-m",
-            "streams.cli",
-            "demo",
-            "--events",
-            "800",
-            "--seed",
-            "7",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = connector(env, "demo", "--events", "800", "--seed", "7", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["mismatches"] == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from typing import Any
@@ -15,22 +13,12 @@ from streams.codec import Codecs, FileRegistry
 from streams.generate import produce_scenario, topic_for
 from streams.scenario import SUBJECT_OF, build_scenario
 from streams.settings import KafkaSettings, TopicSettings
+from tests.integration.harness import connector
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 300
 SEED = 7
-
-
-def connector(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_generate_produces_the_scenario_exactly(

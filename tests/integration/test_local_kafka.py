@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,25 +10,16 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.settings import TopicSettings
 from streams.topics import design_topics
-
-CONNECTOR = [sys.executable, "-m", "streams.cli"]
-
-
-def run(
-    args: list[str], env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        CONNECTOR + args, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+from tests.integration.harness import connector
 
 
 def test_up_is_idempotent_status_reports_and_down_stops_only_its_broker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["CONNECTOR_STATE_DIR"] = str(tmp_path / "state")
-    assert run(["kafka", "status"], env).returncode == 1
+    assert connector(env, "kafka", "status").returncode == 1
 
     started = time.monotonic()
-    first = run(["kafka", "up"], env)
+    first = connector(env, "kafka", "up")
     assert first.returncode == 0, first.stderr
     elapsed = time.monotonic() - started
     bootstrap = first.stdout.strip().splitlines()[-1]
@@ -38,27 +27,27 @@ def test_up_is_idempotent_status_reports_and_down_stops_only_its_broker(tmp_path
     print(f"kafka up to ready: {elapsed:.1f}s")
     try:
         pid = int((tmp_path / "state" / "broker.pid").read_text())
-        second = run(["kafka", "up"], env)
+        second = connector(env, "kafka", "up")
         assert second.returncode == 0, second.stderr
         assert second.stdout.strip().splitlines()[-1] == bootstrap
         assert "reusing" in second.stderr
         assert int((tmp_path / "state" / "broker.pid").read_text()) == pid
 
-        status = run(["kafka", "status"], env)
+        status = connector(env, "kafka", "status")
         assert status.returncode == 0
         assert status.stdout.strip() == bootstrap
         admin = AdminClient({"bootstrap.servers": bootstrap})
         assert admin.list_topics(timeout=10).brokers
     finally:
-        down = run(["kafka", "down"], env)
+        down = connector(env, "kafka", "down")
     assert down.returncode == 0
     assert "stopped" in down.stderr
     assert (
         not Path(f"/proc/{pid}").exists()
         or b"kafka.Kafka" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     )
-    assert run(["kafka", "status"], env).returncode == 1
-    again = run(["kafka", "down"], env)
+    assert connector(env, "kafka", "status").returncode == 1
+    again = connector(env, "kafka", "down")
     assert again.returncode == 0 and "no local broker" in again.stderr
 
 
@@ -66,7 +55,7 @@ def test_topics_ensure_creates_every_design_topic_once(
     test_env: dict[str, str], kafka_bootstrap: str, unique: str
 ) -> None:
     env = {**test_env, "CONNECTOR_INBOUND_PARTITIONS": "4", "CONNECTOR_COMMANDS_PARTITIONS": "5"}
-    first = run(["topics", "ensure"], env)
+    first = connector(env, "topics", "ensure")
     assert first.returncode == 0, first.stderr
     assert "7 created, 0 already there" in first.stderr
 
@@ -92,7 +81,7 @@ def test_topics_ensure_creates_every_design_topic_once(
     assert configs[dlq]["retention.ms"].value == by_name[dlq].config["retention.ms"]
     assert configs[users]["retention.ms"].value == by_name[users].config["retention.ms"]
 
-    second = run(["topics", "ensure"], env)
+    second = connector(env, "topics", "ensure")
     assert second.returncode == 0, second.stderr
     assert "0 created, 7 already there" in second.stderr
 
@@ -103,7 +92,7 @@ def test_topics_ensure_reports_a_partition_mismatch_and_leaves_it(
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     wrong = f"t{unique}.connector.dlq.v1"
     admin.create_topics([NewTopic(wrong, 1, 1)])[wrong].result()
-    result = run(["topics", "ensure"], test_env)
+    result = connector(test_env, "topics", "ensure")
     assert result.returncode == 1
     assert f"{wrong} has 1 partitions, the design wants 3" in result.stderr
     assert "left untouched" in result.stderr
@@ -115,7 +104,7 @@ def test_topics_ensure_reports_a_partition_mismatch_and_leaves_it(
 def test_topics_ensure_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["CONNECTOR_STATE_DIR"] = str(tmp_path / "nothing-here")
-    result = run(["topics", "ensure"], env)
+    result = connector(env, "topics", "ensure")
     assert result.returncode == 1
     assert "connector kafka up" in result.stderr
     assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from adapters.errors import MisconfiguredError
 from adapters.reference import ReferenceAuth, ReferenceConfig, run_in_thread
 from streams.settings import KafkaSettings
 from streams.turnup import SecretResolver, TenantDirectory, open_receiver, validate_turnup
+from tests.integration.harness import connector
 from tests.secret_values import TURNUP_SECRET
 
 pytestmark = pytest.mark.integration
@@ -31,16 +31,6 @@ def tenants_topic(test_env: dict[str, str], unique: str) -> str:
     created = connector(test_env, "topics", "ensure")
     assert created.returncode == 0, created.stderr
     return f"t{unique}.connector.tenants.v1"
-
-
-def connector(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def turnup_args(*clubs: str, client: str = "100") -> list[str]:
