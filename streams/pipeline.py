@@ -291,6 +291,11 @@ class Pipeline:
         except (PlanningError, ConfigurationError, UnknownTenantError, AdapterError) as exc:
             await self.dead_letter(source, "planner", exc, attempts=1, client=event["client_id"])
             return
+        except Exception as exc:
+            # A bug must not stop the agent (Faust would ack the event anyway): keep the record.
+            log.exception("planning failed unexpectedly")
+            await self.dead_letter(source, "planner", exc, attempts=1, client=event["client_id"])
+            return
         for command in plan.commands:
             self.metrics.commands.labels(command["kind"]).inc()
             await self._send(self.commands_topic, self._key_of(command), "Command", command)
@@ -420,6 +425,12 @@ class Pipeline:
                 self.metrics.retries.labels(type(exc).__name__).inc()
                 await asyncio.sleep(delay)
             except (AdapterError, ConnectorError, PlanningError) as exc:
+                await self._fail(command, source, exc, attempt)
+                return
+            except Exception as exc:
+                # A bug must not wedge the lane; if even the DLQ write fails, the command stays
+                # unacked and comes back after a restart.
+                log.exception("command %s failed unexpectedly", command["command_id"])
                 await self._fail(command, source, exc, attempt)
                 return
 
