@@ -53,3 +53,11 @@ class LocalKafkaError(ConnectorError):
 
 class JavaNotFoundError(LocalKafkaError):
     """No Java 17+ runtime is available to run the local broker."""
+
+
+class UnknownTenantError(ConnectorError):
+    """The event's client is not turned up."""
+
+
+class RetriesExhaustedError(ConnectorError):
+    """A retryable error persisted past the attempt or time limit."""

@@ -10,18 +10,23 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faust
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from adapters.base import Capability as Cap
 from adapters.base import ClubRef, Person, ReceiverClient, ReceiverStaff
 from adapters.errors import AdapterError, RetryableError
 from streams.codec import Codecs, default_codecs
-from streams.exceptions import ConfigurationError, ConnectorError, DecodeError
+from streams.exceptions import (
+    ConfigurationError,
+    ConnectorError,
+    DecodeError,
+    RetriesExhaustedError,
+    UnknownTenantError,
+)
 from streams.links import LinkStore, OutcomeFollower
+from streams.metrics import Metrics
 from streams.planning import (
     LeadSourceMode,
     Plan,
@@ -39,7 +44,7 @@ from streams.planning import (
     plan_user_change,
     target_type,
 )
-from streams.secrets import SecretResolver
+from streams.receivers import ReceiverPool
 from streams.settings import Settings
 from streams.sink import KeyedLanes, OrderedAcks, backoff_delay
 from streams.tenant import Tenant
@@ -50,47 +55,8 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 
 
-class UnknownTenantError(ConnectorError):
-    """The event's client is not turned up."""
-
-
-class RetriesExhaustedError(ConnectorError):
-    """A retryable error persisted past the attempt or time limit."""
-
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class Metrics:
-    """Counters for each outcome; one registry per pipeline so tests can read them."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.events = Counter(
-            "connector_events", "Inbound events planned", ["topic"], registry=self.registry
-        )
-        self.commands = Counter(
-            "connector_commands", "Commands issued", ["kind"], registry=self.registry
-        )
-        self.skipped = Counter(
-            "connector_planner_skipped", "Changes that became no command", ["reason"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.outcomes = Counter(
-            "connector_outcomes", "Sink outcomes", ["entity", "status"], registry=self.registry
-        )
-        self.dead_letters = Counter(
-            "connector_dead_letters", "Records sent to the DLQ", ["stage", "error"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.calls = Histogram(
-            "connector_receiver_call_seconds", "Receiver call latency", ["call", "result"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.retries = Counter(
-            "connector_retries", "Retried receiver calls", ["error"], registry=self.registry
-        )
 
 
 @dataclass(frozen=True)
@@ -133,34 +99,6 @@ class StaffCache:
             staff = await load()
             self._entries[client_id] = (time.monotonic(), staff)
             return staff
-
-
-class ReceiverPool:
-    """One receiver client per tenant, rebuilt when the tenant's turn-up changes."""
-
-    def __init__(self, secrets_dir: Path | None) -> None:
-        self.resolver = SecretResolver(secrets_dir)
-        self._clients: dict[str, tuple[dt.datetime, ReceiverClient]] = {}
-        self._retired: set[asyncio.Task[None]] = set()
-
-    def get(self, tenant: Tenant) -> ReceiverClient:
-        cached = self._clients.get(tenant.client_id)
-        if cached is not None and cached[0] == tenant.configured_at:
-            return cached[1]
-        from streams.receivers import open_receiver
-
-        client = open_receiver(tenant, self.resolver)
-        if cached is not None:
-            task = asyncio.get_running_loop().create_task(cached[1].aclose())
-            self._retired.add(task)
-            task.add_done_callback(self._retired.discard)
-        self._clients[tenant.client_id] = (tenant.configured_at, client)
-        return client
-
-    async def aclose(self) -> None:
-        for _, client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
 
 
 class SentFingerprints:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+from pathlib import Path
+
 from pydantic import ValidationError
 
 from adapters.base import ReceiverClient
@@ -53,3 +57,29 @@ def open_receiver(tenant: Tenant, resolver: SecretResolver) -> ReceiverClient:
         return create_adapter(tenant.adapter, config)
     except MisconfiguredError as exc:
         raise TurnupError(f"client {tenant.client_id}: {exc}") from exc
+
+
+class ReceiverPool:
+    """One receiver client per tenant, rebuilt when the tenant's turn-up changes."""
+
+    def __init__(self, secrets_dir: Path | None) -> None:
+        self.resolver = SecretResolver(secrets_dir)
+        self._clients: dict[str, tuple[dt.datetime, ReceiverClient]] = {}
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def get(self, tenant: Tenant) -> ReceiverClient:
+        cached = self._clients.get(tenant.client_id)
+        if cached is not None and cached[0] == tenant.configured_at:
+            return cached[1]
+        client = open_receiver(tenant, self.resolver)
+        if cached is not None:
+            task = asyncio.get_running_loop().create_task(cached[1].aclose())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        self._clients[tenant.client_id] = (tenant.configured_at, client)
+        return client
+
+    async def aclose(self) -> None:
+        for _, client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
