@@ -111,7 +111,7 @@ class LocalKafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CONNECTOR_", extra="ignore", frozen=True)
 
-    kafka_version: str = Field(default="3.9.2", description="Pinned in deploy/kafka/.")
+    kafka_version: str = Field(default="4.1.1", description="Pinned in deploy/kafka/.")
     state_dir: Path = Field(default=DEFAULT_STATE_DIR, description="Broker data, logs, pid file.")
     cache_dir: Path = Field(default=DEFAULT_CACHE_DIR, description="Verified Kafka jars.")
     kafka_port: int | None = Field(default=None, description="Broker port; unset picks a free one.")
