@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -30,9 +30,33 @@ from streams.cli import fail, resolve_bootstrap, say
 from streams.exceptions import ConnectorError
 from streams.lag import LagReader
 from streams.settings import KafkaSettings, Settings, TopicSettings
+from streams.tenant import Connection, Tenant
 
 CLIENT_ID = "100"
 CLUBS = {"1": "C1", "2": "C2", "3": "C3"}
+
+
+def reference_tenant(
+    reference: ReferenceReceiver,
+    client_id: str,
+    receiver_client_id: str,
+    clubs: Mapping[str, str],
+    secret_ref: str | None = None,
+) -> Tenant:
+    """The turn-up of a client on a running reference receiver (basic auth with `secret_ref`)."""
+    return Tenant(
+        client_id=client_id,
+        receiver_client_id=receiver_client_id,
+        adapter=reference.mode.profile_name,
+        clubs=clubs,
+        connection=Connection(
+            host=reference.host_port,
+            scheme="http",
+            base_path=reference.config.base_path,
+            username=reference.config.auth.username if secret_ref else None,
+            secret_ref=secret_ref,
+        ),
+    )
 
 
 @dataclass
@@ -182,7 +206,6 @@ def run_demo(
     from streams.lag import end_offsets
     from streams.oracle import compare, expected_receiver_state
     from streams.scenario import build_scenario
-    from streams.tenant import Connection, Tenant
     from streams.tenant_directory import publish_tenant
     from streams.topics import design_topics, ensure_topics
 
@@ -219,15 +242,7 @@ def run_demo(
             f"{len(scenario.receiver_staff)} staff, "
             f"{len(scenario.receiver_lead_sources)} lead sources"
         )
-        tenant = Tenant(
-            client_id=CLIENT_ID,
-            receiver_client_id=receiver_client,
-            adapter=mode.profile_name,
-            clubs=CLUBS,
-            connection=Connection(
-                host=reference.host_port, scheme="http", base_path=reference.config.base_path
-            ),
-        )
+        tenant = reference_tenant(reference, CLIENT_ID, receiver_client, CLUBS)
         publish_tenant(bootstrap, settings.kafka, topics.name(topics.tenants_topic), tenant)
         say(f"turned up client {CLIENT_ID} with clubs {', '.join(CLUBS)}")
 

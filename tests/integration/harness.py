@@ -26,8 +26,8 @@ from adapters.reference.server import (
     ThreadedReceiver,
 )
 from streams.codec import Codecs, FileRegistry
+from streams.demo import reference_tenant
 from streams.settings import KafkaSettings, TopicSettings
-from streams.tenant import Connection, Tenant
 from streams.tenant_directory import publish_tenant
 from streams.topics import design_topics, ensure_topics
 
@@ -159,19 +159,8 @@ class Pipeline:
             secret_ref = f"RECEIVER_{client_id.upper()}_PASSWORD"
             self.extra_env[secret_ref] = secret
         receiver_client = f"R-{client_id}"
-        tenant = Tenant(
-            client_id=client_id,
-            receiver_client_id=receiver_client,
-            adapter=reference.mode.profile_name,
-            clubs={"7": "C7", "8": "C8", "9": "C9"},
-            connection=Connection(
-                host=reference.host_port,
-                scheme="http",
-                base_path=reference.config.base_path,
-                username=reference.config.auth.username if secret else None,
-                secret_ref=secret_ref,
-            ),
-        )
+        clubs = {"7": "C7", "8": "C8", "9": "C9"}
+        tenant = reference_tenant(reference, client_id, receiver_client, clubs, secret_ref)
         publish_tenant(self.bootstrap, self.kafka, self.topic(self.topics.tenants_topic), tenant)
 
     def seed_staff(self, client_id: str, staff_id: str, email: str, name: str) -> None:
