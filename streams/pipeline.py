@@ -139,6 +139,8 @@ class Pipeline:
             settings.app_id,
             broker=f"kafka://{bootstrap}",
             store="memory://",
+            # Faust keeps table files there even with no tables; never the working directory.
+            datadir=str(tuning.data_dir / settings.app_id / "faust"),
             autodiscover=False,
             web_enabled=False,
             topic_disable_leader=True,

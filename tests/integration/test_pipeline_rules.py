@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -296,3 +297,11 @@ def test_the_worker_counts_every_outcome_for_prometheus(pipeline: Pipeline) -> N
         ]
         >= 2
     )
+
+
+def test_the_worker_keeps_its_files_in_its_data_dir(pipeline: Pipeline) -> None:
+    pipeline.send("UserChanged", user_event("full", "7401", 1))
+    pipeline.wait_outcome("full", "7401", 1)
+    assert (pipeline.workdir / "data" / pipeline.app_id / "links").is_dir()
+    assert (pipeline.workdir / "data" / pipeline.app_id / "faust").is_dir()
+    assert not list(Path.cwd().glob(f"{pipeline.app_id}*")), "nothing in the working directory"
