@@ -205,8 +205,14 @@ class Pipeline:
             base, self.codecs["EntityKey"].encode(key), self.codecs[subject].encode(event)
         )
 
-    def send_raw(self, base: str, key: bytes | None, value: bytes | None) -> None:
-        self.producer.produce(self.topic(base), key=key, value=value)
+    def send_raw(
+        self,
+        base: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.producer.produce(self.topic(base), key=key, value=value, headers=headers)
         assert self.producer.flush(30) == 0
 
     def read(self, base: str, subject: str) -> list[dict[str, Any]]:

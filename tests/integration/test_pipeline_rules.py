@@ -223,7 +223,10 @@ def test_a_rename_without_an_update_call_changes_nothing(pipeline: Pipeline) -> 
 def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_pipeline_goes_on(
     pipeline: Pipeline,
 ) -> None:
-    pipeline.send_raw(pipeline.topics.users_topic, b"k", b"\x00\x00\x00\x00\x02garbage")
+    trace = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    pipeline.send_raw(
+        pipeline.topics.users_topic, b"k", b"\x00\x00\x00\x00\x02garbage", headers=trace
+    )
     pipeline.send("UserChanged", user_event("nobody", "7001", 1))
     pipeline.send("UserChanged", user_event("full", "7002", 1, email="not-an-email"))
     pipeline.send("UserChanged", user_event("full", "7003", 1, first_name="After"))
@@ -241,6 +244,9 @@ def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_pipeline_goes_on(
     by_class = {r["error_class"]: r for r in rows}
     assert by_class["DecodeError"]["stage"] == "decode"
     assert by_class["DecodeError"]["value"] == b"\x00\x00\x00\x00\x02garbage"
+    assert by_class["DecodeError"]["key"] == b"k"
+    assert [(h["key"], h["value"]) for h in by_class["DecodeError"]["headers"]] == trace
+    assert by_class["DecodeError"]["source_topic"] == pipeline.topic(pipeline.topics.users_topic)
     assert by_class["UnknownTenantError"]["stage"] == "planner"
     assert "'nobody'" in by_class["UnknownTenantError"]["error_message"]
     rejected = by_class["PermanentError"]
