@@ -545,8 +545,7 @@ class Pipeline:
         attempts: int = 1,
     ) -> None:
         """Publish an outcome, wait for the broker, and apply it to the link table at once."""
-        kind = command["kind"]
-        entity = {"LINK_STAFF": "STAFF", "SYNC_LEAD_SOURCE": "LEAD_SOURCE"}.get(kind, "USER")
+        entity = self._entity_of(command)
         record = {
             "outcome_id": str(uuid.uuid4()),
             "command_id": command["command_id"],
@@ -564,7 +563,7 @@ class Pipeline:
             "attempts": attempts,
             "occurred_at": utcnow(),
         }
-        key = self._key_of({**record, "kind": kind})
+        key = self._key_of(record)
         metadata = await self._send(self.outcomes_topic, key, "Outcome", record)
         self.links.apply(record, (metadata.partition, metadata.offset))
         self.metrics.outcomes.labels(entity, status).inc()
