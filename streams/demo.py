@@ -156,40 +156,18 @@ def wait_until_settled(
 
 def count_links(run: DemoRun) -> tuple[int, int]:
     """(links made, outcomes) read back from the outcomes topic."""
-    from confluent_kafka import Consumer, TopicPartition
-
     from streams.codec import default_codecs
+    from streams.topic_reader import read_to_end
 
     codec = default_codecs()["Outcome"]
     topic = run.topics.name(run.topics.outcomes_topic)
-    consumer = Consumer(
-        {
-            **run.kafka.librdkafka_config(run.bootstrap, plaintext_secrets=True),
-            "group.id": f"demo-read-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
     latest: dict[tuple[str, str], str | None] = {}
     outcomes = 0
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            position = low
-            while position < high:
-                for message in consumer.consume(1000, timeout=1.0):
-                    if message.error():
-                        continue
-                    position = (message.offset() or 0) + 1
-                    outcomes += 1
-                    row = codec.decode(message.value())
-                    if row["status"] in ("LINKED", "SUCCEEDED", "UNLINKED"):
-                        latest[(row["entity"], row["intouch_id"])] = row["receiver_id"]
-    finally:
-        consumer.close()
+    for message in read_to_end(run.bootstrap, run.kafka, [topic]):
+        outcomes += 1
+        row = codec.decode(message.value())
+        if row["status"] in ("LINKED", "SUCCEEDED", "UNLINKED"):
+            latest[(row["entity"], row["intouch_id"])] = row["receiver_id"]
     return sum(1 for rid in latest.values() if rid), outcomes
 
 

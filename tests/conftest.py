@@ -13,7 +13,7 @@ import pytest
 
 from streams.kafka_local import LocalKafka
 from streams.settings import LocalKafkaSettings
-from tests.secret_sweep import leaks_in_files, leaks_in_topics
+from tests.secret_sweep import leaks_in_files, leaks_in_topics, write_sentinel
 from tests.secret_values import find_leaks
 
 
@@ -32,6 +32,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     local = LocalKafka(settings)
     info = local.up()
     try:
+        write_sentinel(info.bootstrap)
         yield info.bootstrap
         assert_no_secret_leaked(info.bootstrap, tmp_path_factory)
     finally:

@@ -2,61 +2,43 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
+from streams.settings import KafkaSettings
+from streams.topic_reader import read_to_end
 from tests.secret_values import ALL, find_leaks
+
+SENTINEL_TOPIC = "secret-sweep-sentinel"
+
+
+def write_sentinel(bootstrap: str) -> None:
+    """One harmless record, so the sweep always has something to read (and proves it reads)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(SENTINEL_TOPIC, 1, 1)])[SENTINEL_TOPIC].result()
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(SENTINEL_TOPIC, value=b"nothing secret here")
+    assert producer.flush(30) == 0
 
 
 def leaks_in_topics(
     bootstrap: str, secrets: tuple[str, ...] = ALL, timeout: float = 120.0
 ) -> tuple[int, list[str]]:
     """(records read, where a secret was found) over all topics, internal ones included."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"secret-sweep-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            # Compaction and control records leave gaps below the high watermark: stop at EOF.
-            "enable.partition.eof": True,
-        }
-    )
     found: list[str] = []
     read = 0
-    deadline = time.monotonic() + timeout
-    try:
-        remaining: set[tuple[str, int]] = set()
-        assignment = []
-        for topic, meta in consumer.list_topics(timeout=10).topics.items():
-            for p in meta.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if high > low:
-                    remaining.add((topic, p))
-                    assignment.append(TopicPartition(topic, p, low))
-        consumer.assign(assignment)  # all at once: one fetch session instead of one per partition
-        while remaining:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"secret sweep left {len(remaining)} partitions unread")
-            for message in consumer.consume(5000, timeout=1.0):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard((message.topic(), message.partition()))
-                    continue
-                read += 1
-                headers = message.headers() or []
-                blob = b"".join(
-                    [message.key() or b"", message.value() or b""]
-                    + [k.encode() + (v or b"") for k, v in headers]
-                )
-                for secret in find_leaks(blob, secrets):
-                    where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
-                    found.append(f"{where}: {secret[:3]}…")
-    finally:
-        consumer.close()
+    for message in read_to_end(bootstrap, KafkaSettings(), None, timeout):
+        read += 1
+        headers = message.headers() or []
+        blob = b"".join(
+            [message.key() or b"", message.value() or b""]
+            + [k.encode() + (v or b"") for k, v in headers]
+        )
+        for secret in find_leaks(blob, secrets):
+            where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+            found.append(f"{where}: {secret[:3]}…")
     return read, found
 
 

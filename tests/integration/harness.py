@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from pydantic import SecretStr
 
 from adapters.reference.server import (
@@ -27,8 +27,10 @@ from adapters.reference.server import (
 )
 from streams.codec import Codecs, FileRegistry
 from streams.demo import reference_tenant
+from streams.lag import group_lag
 from streams.settings import KafkaSettings, TopicSettings
 from streams.tenant_directory import publish_tenant
+from streams.topic_reader import read_to_end
 from streams.topics import design_topics, ensure_topics
 
 T = TypeVar("T")
@@ -217,34 +219,11 @@ class Pipeline:
 
     def read(self, base: str, subject: str) -> list[dict[str, Any]]:
         """Every record on a topic so far, decoded."""
-        topic = self.topic(base)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"read-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            ends = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in partitions
-            }
-            wanted = {p: hi for p, (lo, hi) in ends.items() if hi > lo}
-            consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in wanted])
-            records = []
-            seen = dict.fromkeys(wanted, -1)
-            deadline = time.monotonic() + 30
-            while any(seen[p] < wanted[p] - 1 for p in wanted) and time.monotonic() < deadline:
-                message = consumer.poll(0.2)
-                if message is None or message.error():
-                    continue
-                seen[message.partition()] = message.offset()
-                records.append(self.codecs[subject].decode(message.value()))
-            return records
-        finally:
-            consumer.close()
+        codec = self.codecs[subject]
+        return [
+            codec.decode(m.value())
+            for m in read_to_end(self.bootstrap, self.kafka, [self.topic(base)])
+        ]
 
     def outcomes(self, client_id: str | None = None) -> list[dict[str, Any]]:
         rows = self.read(self.topics.outcomes_topic, "Outcome")
@@ -307,14 +286,8 @@ class Pipeline:
 
     def committed(self, base: str) -> dict[int, int]:
         """Offsets the worker's consumer group has committed on a topic, per partition."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
-        try:
-            topic = self.topic(base)
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            rows = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-            return {tp.partition: tp.offset for tp in rows if tp.offset >= 0}
-        finally:
-            consumer.close()
+        rows = group_lag(self.bootstrap, self.kafka, self.app_id, [self.topic(base)])
+        return {r.partition: r.committed for r in rows if r.committed is not None}
 
     def stop_worker(self, *, kill: bool = False) -> None:
         if self.worker is None:
