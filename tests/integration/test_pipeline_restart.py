@@ -14,8 +14,14 @@ def test_a_slow_first_command_is_never_committed_past_and_is_delivered_after_kil
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     # One commands partition, so the slow and the fast commands share it (faust-streaming #606).
-    with running_pipeline(kafka_bootstrap, tmp_path, CONNECTOR_COMMANDS_PARTITIONS="1") as p:
-        slow = p.start_receiver("slow", faults=FaultSpec(latency_ms=30_000))
+    # The slow receiver never answers (a hang never reaches its store, so nothing is created
+    # behind our back), and retries may go on far longer than the test: however slow the
+    # machine, the first command is still unfinished when the worker is killed.
+    unbounded = {"CONNECTOR_RETRY_MAX_ELAPSED": "3600", "CONNECTOR_RETRY_MAX_ATTEMPTS": "1000"}
+    with running_pipeline(
+        kafka_bootstrap, tmp_path, CONNECTOR_COMMANDS_PARTITIONS="1", **unbounded
+    ) as p:
+        slow = p.start_receiver("slow", faults=FaultSpec(timeout_rate=1.0, hang_s=3600))
         p.turn_up("slow")
         p.add_receiver("fast")
         p.start_worker()
