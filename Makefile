@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict streams adapters
+	$(BIN)/mypy --strict streams adapters demo
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -98,15 +98,6 @@ class ReceiverClient(abc.ABC):
     def capabilities(self) -> frozenset[Capability]:
         """What this receiver can do."""
 
-    def supports(self, capability: Capability) -> bool:
-        """Whether the receiver has `capability`."""
-        return capability in self.capabilities
-
-    def require(self, capability: Capability) -> None:
-        """Raise `NotSupported` unless the receiver has `capability`."""
-        if capability not in self.capabilities:
-            raise NotSupported(capability, self.name)
-
     # Prospects -------------------------------------------------------------------------------
 
     async def create_prospect(self, club: ClubRef, person: Person) -> str:
@@ -168,26 +159,6 @@ class ReceiverClient(abc.ABC):
     async def find_person(self, email: str | None, external_id: str | None) -> str | None:
         """Receiver ID of a person matching the InTouch ID (`external_id`) or email, or None."""
         raise NotSupported(Capability.PERSON_LOOKUP, self.name)
-
-    # Upserts built on the above ----------------------------------------------------------------
-
-    async def upsert_prospect(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
-        """Save when the receiver can, else create (no `receiver_id`) or update; return the ID."""
-        if self.supports(Capability.PROSPECT_SAVE):
-            return await self.save_prospect(club, person, receiver_id)
-        if receiver_id is None:
-            return await self.create_prospect(club, person)
-        await self.update_prospect(club, receiver_id, person)
-        return receiver_id
-
-    async def upsert_member(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
-        """Save when the receiver can, else create (no `receiver_id`) or update; return the ID."""
-        if self.supports(Capability.MEMBER_SAVE):
-            return await self.save_member(club, person, receiver_id)
-        if receiver_id is None:
-            return await self.create_member(club, person)
-        await self.update_member(club, receiver_id, person)
-        return receiver_id
 
     # Lifecycle -------------------------------------------------------------------------------
 

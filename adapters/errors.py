@@ -3,7 +3,7 @@
 AdapterError
 ├── RetryableError(retry_after)   timeout, connection error, 429, 5xx: back off and retry
 ├── PermanentError(status)        the receiver refused the payload: dead-letter it
-│   ├── DecodeError               the response does not have the shape the profile describes
+│   ├── ResponseShapeError        the response does not have the shape the profile describes
 │   └── ResponseTooLarge          the response body exceeded the configured byte limit
 ├── NotSupported(capability)      the receiver lacks this call: skip, never retry
 └── MisconfiguredError(status)    401/403, bad credentials, bad profile: fix the turn-up
@@ -41,7 +41,7 @@ class PermanentError(AdapterError):
         self.receiver_message = receiver_message
 
 
-class DecodeError(PermanentError):
+class ResponseShapeError(PermanentError):
     """The receiver answered, but not with the shape its profile promises."""
 
 

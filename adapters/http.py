@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.errors import (
     AdapterError,
-    DecodeError,
     MisconfiguredError,
     PermanentError,
+    ResponseShapeError,
     ResponseTooLarge,
     RetryableError,
 )
@@ -227,7 +227,7 @@ def translate_errors(what: str) -> Iterator[None]:
             raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
         raise RetryableError(f"{what}: cannot connect ({exc})") from exc
     except httpx.DecodingError as exc:
-        raise DecodeError(f"{what}: undecodable response body ({exc})") from exc
+        raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
     except httpx.TooManyRedirects as exc:
         raise PermanentError(f"{what}: too many redirects") from exc
     except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
@@ -242,13 +242,13 @@ class ReceiverResponse:
     content: bytes
 
     def json(self, what: str) -> Any:
-        """The body as JSON; an empty body is None, anything else unparsable a DecodeError."""
+        """The body as JSON; an empty body is None, anything unparsable a ResponseShapeError."""
         if not self.content.strip():
             return None
         try:
             return json.loads(self.content)
         except ValueError as exc:
-            raise DecodeError(f"{what}: response is not JSON", status=self.status) from exc
+            raise ResponseShapeError(f"{what}: response is not JSON", status=self.status) from exc
 
 
 class ReceiverHttp:

@@ -20,7 +20,7 @@ from adapters.base import (
     ReceiverStaff,
 )
 from adapters.config import ReceiverConfig
-from adapters.errors import DecodeError, MisconfiguredError, NotSupported, PermanentError
+from adapters.errors import MisconfiguredError, NotSupported, PermanentError, ResponseShapeError
 from adapters.http import AuthConfig, ReceiverHttp
 from adapters.profile import CALL_KINDS, PLACEHOLDER, CallSpec, FieldMap, ReceiverProfile
 
@@ -100,7 +100,7 @@ def dig(data: Any, dotted: str) -> Any:
 
 def _as_id(value: Any, what: str, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise DecodeError(f"{what}: no receiver ID at {where!r} in the response")
+        raise ResponseShapeError(f"{what}: no receiver ID at {where!r} in the response")
     return str(value)
 
 
@@ -191,7 +191,7 @@ class RestReceiverClient(ReceiverClient):
             return []
         items = [found] if isinstance(found, Mapping) else found
         if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-            raise DecodeError(f"{what}: {spec.items_path!r} is not a list of objects")
+            raise ResponseShapeError(f"{what}: {spec.items_path!r} is not a list of objects")
         return items
 
     def _person(self, club: ClubRef, person: Person, receiver_id: str | None) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from adapters.reference.server import ReceiverMode
-from streams.demo import run_demo
+from adapters.reference import ReceiverMode
+from demo.command import run_demo
 from streams.settings import Settings
 
 

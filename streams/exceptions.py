@@ -1,22 +1,32 @@
-"""Errors of the stream side of the connector.
+"""Errors of the stream side of the connector, split by what the caller does next.
 
 ConnectorError
-├── ConfigurationError         a setting or input is wrong; fix it and run again
-│   ├── SchemaNotRegisteredError
-│   └── TopicMismatchError
-├── SerializationError
-│   ├── DecodeError            bytes that are not a valid record (dead-letter them)
-│   │   └── UnknownSchemaError
-│   └── EncodeError
-└── LocalKafkaError            the local broker could not be installed or started
-    └── JavaNotFoundError
+├── ConfigurationError            a setting or input is wrong: fix it and run again
+│   ├── SchemaNotRegisteredError  a schema file changed without a registered version
+│   ├── TopicMismatchError        an existing topic differs from the design
+│   └── TurnupError               a tenant's turn-up is invalid or cannot be opened
+├── SerializationError            a record could not be encoded or decoded
+│   ├── RecordDecodeError         bytes that are not a valid record: dead-letter them
+│   │   └── UnknownSchemaError    the wire header names a schema the registry lacks
+│   └── RecordEncodeError         a value does not fit its schema (a bug: fail loudly)
+├── SchemaRegistryError           the schema registry could not be reached or refused
+├── KafkaClientError              a Kafka call failed: broker unreachable, topic missing
+│   └── KafkaTimeoutError         the broker did not answer, or a reader did not catch up
+├── PlanningError                 a change or command cannot be carried out: dead-letter it
+│   ├── UnknownTenantError        the event's client is not turned up
+│   └── UnknownClubError          the event's club is not in the tenant's turn-up
+├── RetriesExhaustedError         a retryable receiver error outlasted the retry limits
+└── LocalKafkaError               the local broker could not be installed or started
+    └── JavaNotFoundError         no Java 17+ runtime to run it
+
+Receiver errors are the adapters' own tree (`adapters/errors.py`); the worker classifies both.
 """
 
 from __future__ import annotations
 
 
 class ConnectorError(Exception):
-    """Root of every error the connector raises on purpose."""
+    """Root of every error the stream side raises on purpose."""
 
 
 class ConfigurationError(ConnectorError):
@@ -31,20 +41,52 @@ class TopicMismatchError(ConfigurationError):
     """An existing topic differs from the design (partition count)."""
 
 
+class TurnupError(ConfigurationError):
+    """A tenant's turn-up is invalid, or its receiver client cannot be opened from it."""
+
+
 class SerializationError(ConnectorError):
     """A record could not be encoded or decoded."""
 
 
-class DecodeError(SerializationError):
+class RecordDecodeError(SerializationError):
     """Bytes are not a valid record of the expected schema."""
 
 
-class UnknownSchemaError(DecodeError):
+class UnknownSchemaError(RecordDecodeError):
     """The schema ID in the wire header is not known to the registry."""
 
 
-class EncodeError(SerializationError):
+class RecordEncodeError(SerializationError):
     """A value does not fit its schema."""
+
+
+class SchemaRegistryError(ConnectorError):
+    """The schema registry could not be reached, or answered with an error."""
+
+
+class KafkaClientError(ConnectorError):
+    """A Kafka client call failed: the broker is unreachable, or a topic is missing."""
+
+
+class KafkaTimeoutError(KafkaClientError, TimeoutError):
+    """The broker did not answer in time, or a reader did not catch up with a topic."""
+
+
+class PlanningError(ConnectorError):
+    """A change or command cannot be carried out as it is (dead-letter it with this reason)."""
+
+
+class UnknownTenantError(PlanningError):
+    """The event's client is not turned up."""
+
+
+class UnknownClubError(PlanningError):
+    """The event's club is not in the tenant's turn-up."""
+
+
+class RetriesExhaustedError(ConnectorError):
+    """A retryable error persisted past the attempt or time limit."""
 
 
 class LocalKafkaError(ConnectorError):
@@ -53,11 +95,3 @@ class LocalKafkaError(ConnectorError):
 
 class JavaNotFoundError(LocalKafkaError):
     """No Java 17+ runtime is available to run the local broker."""
-
-
-class UnknownTenantError(ConnectorError):
-    """The event's client is not turned up."""
-
-
-class RetriesExhaustedError(ConnectorError):
-    """A retryable error persisted past the attempt or time limit."""

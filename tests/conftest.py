@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from streams.kafka_local import LocalKafka
+from streams.kafka.local import LocalKafka
 from streams.settings import LocalKafkaSettings
 from tests.secret_sweep import leaks_in_files, leaks_in_topics, write_sentinel
 from tests.secret_values import find_leaks

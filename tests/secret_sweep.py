@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streams.kafka.reader import read_to_end
 from streams.settings import KafkaSettings
-from streams.topic_reader import read_to_end
 from tests.secret_values import ALL, find_leaks
 
 SENTINEL_TOPIC = "secret-sweep-sentinel"

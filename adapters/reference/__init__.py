@@ -1,15 +1,14 @@
 """A reference club-management platform served over real HTTP for demo, tests and benchmarks."""
 
-from adapters.reference.faults import FaultPlan, FaultSpec
-from adapters.reference.server import (
+from adapters.reference.config import (
     MODE_ABSENT_ROUTES,
     ReceiverMode,
     ReferenceAuth,
     ReferenceConfig,
-    ReferenceReceiver,
-    ThreadedReceiver,
-    run_in_thread,
 )
+from adapters.reference.faults import FaultPlan, FaultSpec
+from adapters.reference.server import ReferenceReceiver
+from adapters.reference.threaded import ThreadedReceiver, run_in_thread
 
 __all__ = [
     "MODE_ABSENT_ROUTES",

@@ -8,14 +8,14 @@ import contextlib
 import click
 from pydantic import SecretStr
 
-from adapters.reference.faults import FaultSpec
-from adapters.reference.server import (
+from adapters.reference.config import (
     DEFAULT_BASE_PATH,
     ReceiverMode,
     ReferenceAuth,
     ReferenceConfig,
-    ReferenceReceiver,
 )
+from adapters.reference.faults import FaultSpec
+from adapters.reference.server import ReferenceReceiver
 
 receiver = click.Group("receiver", help="The reference receiver used by the demo and the tests.")
 

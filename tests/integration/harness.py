@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,20 +17,22 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
-from adapters.reference.server import (
+from adapters.reference import (
     ReceiverMode,
     ReferenceAuth,
     ReferenceConfig,
     ReferenceReceiver,
     ThreadedReceiver,
 )
-from streams.codec import Codecs, FileRegistry
-from streams.demo import reference_tenant
-from streams.lag import group_lag
+from demo.command import reference_tenant
+from demo.worker import start_worker, stop_worker, worker_env
+from streams.avro.codec import Codecs
+from streams.avro.registry import FileRegistry
+from streams.kafka.lag import group_lag
+from streams.kafka.reader import read_to_end
+from streams.kafka.topics import design_topics, ensure_topics
 from streams.settings import KafkaSettings, TopicSettings
-from streams.tenant_directory import publish_tenant
-from streams.topic_reader import read_to_end
-from streams.topics import design_topics, ensure_topics
+from streams.tenancy.publishing import publish_tenant
 
 T = TypeVar("T")
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -250,39 +251,24 @@ class Pipeline:
         return wait_for(f"an outcome for {client_id}/{intouch_id} v{version}", check, timeout)
 
     # -- worker -----------------------------------------------------------------------------
-    @staticmethod
-    def clean_env() -> dict[str, str]:
-        """This process's environment without any connector setting."""
-        return {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-
     def env(self) -> dict[str, str]:
-        env = self.clean_env()
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "CONNECTOR_TOPIC_PREFIX": self.prefix,
-                "CONNECTOR_APP_ID": self.app_id,
-                "CONNECTOR_DATA_DIR": str(self.workdir / "data"),
+        return worker_env(
+            bootstrap=self.bootstrap,
+            topic_prefix=self.prefix,
+            app_id=self.app_id,
+            data_dir=self.workdir / "data",
+            **{
                 "CONNECTOR_RETRY_BASE_DELAY": "0.05",
                 "CONNECTOR_RETRY_MAX_DELAY": "0.5",
                 "CONNECTOR_RETRY_MAX_ELAPSED": "10",
                 "CONNECTOR_SESSION_TIMEOUT": "6",
-                **self.extra_env,
-            }
+                **self.extra_env,  # a test's own settings win
+            },
         )
-        return env
 
     def start_worker(self) -> None:
         assert self.worker is None or self.worker.poll() is not None
-        log = (self.workdir / "worker.log").open("ab")
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
+        self.worker = start_worker(self.env(), self.workdir / "worker.log")
 
     def committed(self, base: str) -> dict[int, int]:
         """Offsets the worker's consumer group has committed on a topic, per partition."""
@@ -290,15 +276,8 @@ class Pipeline:
         return {r.partition: r.committed for r in rows if r.committed is not None}
 
     def stop_worker(self, *, kill: bool = False) -> None:
-        if self.worker is None:
-            return
-        if self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait(timeout=10)
+        if self.worker is not None:
+            stop_worker(self.worker, kill=kill)
         self.worker = None
 
     def worker_log(self) -> str:

@@ -1,4 +1,5 @@
-"""Shared set-up for adapter tests: a reference receiver and an adapter bound to it."""
+"""Shared set-up for adapter tests: a reference receiver, an adapter bound to it, and the
+product's create/update/save choice to drive any adapter with."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from adapters.base import ClubRef, Person, ReceiverClient
 from adapters.reference import ReceiverMode, ReferenceConfig, ReferenceReceiver
 from adapters.registry import create_adapter
+from streams.core.decisions import decide_user_call
+from streams.worker.executor import perform_user_call
 
 T = TypeVar("T")
 
@@ -39,6 +42,21 @@ def person(**changes: Any) -> Person:
     }
     fields.update(changes)
     return Person(**fields)
+
+
+async def upsert(
+    client: ReceiverClient,
+    target: Literal["PROSPECT", "MEMBER"],
+    club: ClubRef,
+    person: Person,
+    receiver_id: str | None,
+) -> str:
+    """Create or update a person the way the connector does: `decide_user_call` picks the call
+    from the client's capabilities (create/update first, else save; `PlanningError` when it has
+    neither) and `perform_user_call` makes it. Returns the receiver ID."""
+    linked_type = target if receiver_id else None  # linked as the same type: never a conversion
+    call, rid = decide_user_call(target, receiver_id, linked_type, client.capabilities)
+    return await perform_user_call(client, call, club, person, rid)
 
 
 @asynccontextmanager

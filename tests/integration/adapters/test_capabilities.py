@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -12,7 +13,15 @@ from adapters.base import ReceiverClient
 from adapters.errors import NotSupported, PermanentError
 from adapters.http import TransportKind
 from adapters.reference import ReceiverMode, ReferenceReceiver
-from tests.integration.adapters.receivers import CLIENT, CLUB, OTHER_CLUB, person, run, serving
+from tests.integration.adapters.receivers import (
+    CLIENT,
+    CLUB,
+    OTHER_CLUB,
+    person,
+    run,
+    serving,
+    upsert,
+)
 
 ALL = frozenset(C)
 EXPECTED: dict[ReceiverMode, frozenset[C]] = {
@@ -31,6 +40,11 @@ def people(receiver: ReferenceReceiver, kind: str, club: str = "CL1") -> dict[st
     state = receiver.state()["clients"][CLIENT]["clubs"][club]
     result: dict[str, Any] = state[kind]
     return result
+
+
+def routes_called(receiver: ReferenceReceiver) -> Counter[str]:
+    """Requests the receiver has answered so far, by route."""
+    return Counter(receiver.calls.as_json()["by_route"])
 
 
 async def unsupported(client: ReceiverClient, receiver: ReferenceReceiver, call: Any) -> None:
@@ -63,10 +77,18 @@ async def exercise_prospects(client: ReceiverClient, receiver: ReferenceReceiver
         assert people(receiver, "prospects", "CL2")[sid]["firstName"] == "Sal"
     else:
         await unsupported(client, receiver, client.save_prospect(OTHER_CLUB, sally, None))
-    # The upsert picks save or create/update: it works in every mode.
-    uid = await client.upsert_prospect(CLUB, person(intouch_id="U-3", last_name="Upsert"), None)
-    assert await client.upsert_prospect(CLUB, person(intouch_id="U-3"), uid) == uid
+    # The connector's choice works in every mode: create + update where the receiver has
+    # them, else save.
+    before = routes_called(receiver)
+    renamed = person(intouch_id="U-3", last_name="Upsert")
+    uid = await upsert(client, "PROSPECT", CLUB, renamed, None)
+    assert await upsert(client, "PROSPECT", CLUB, person(intouch_id="U-3"), uid) == uid
     assert people(receiver, "prospects")[uid]["lastName"] == "Prospect"
+    made = routes_called(receiver) - before
+    if C.PROSPECT_CREATE in caps:
+        assert made == Counter({"create_prospect": 1, "update_prospect": 1})
+    else:
+        assert made == Counter({"save_prospect": 2})
 
 
 async def exercise_members(client: ReceiverClient, receiver: ReferenceReceiver) -> None:
@@ -88,11 +110,14 @@ async def exercise_members(client: ReceiverClient, receiver: ReferenceReceiver) 
         assert sid in people(receiver, "members")
     else:
         await unsupported(client, receiver, client.save_member(CLUB, mary, None))
-    uid = await client.upsert_member(CLUB, person(user_type="member", intouch_id="U-12"), None)
+    before = routes_called(receiver)
+    uid = await upsert(client, "MEMBER", CLUB, person(user_type="member", intouch_id="U-12"), None)
     assert people(receiver, "members")[uid]["externalId"] == "U-12"
+    made = routes_called(receiver) - before
+    assert made == Counter({"create_member" if C.MEMBER_CREATE in caps else "save_member": 1})
 
     # Conversion moves the prospect to the members; the member's ID is what we link to.
-    pid = await client.upsert_prospect(CLUB, person(intouch_id="U-13"), None)
+    pid = await upsert(client, "PROSPECT", CLUB, person(intouch_id="U-13"), None)
     converted = await client.convert_prospect(CLUB, pid, person(user_type="member"))
     assert pid not in people(receiver, "prospects")
     assert people(receiver, "members")[converted]["convertedFrom"] == pid
@@ -118,7 +143,7 @@ async def exercise_staff(client: ReceiverClient, receiver: ReferenceReceiver) ->
     else:
         await unsupported(client, receiver, client.find_staff_by_email("jstaff@club.com"))
     owned = person(intouch_id="U-20", staff_owner_receiver_id="9999")
-    pid = await client.upsert_prospect(CLUB, owned, None)
+    pid = await upsert(client, "PROSPECT", CLUB, owned, None)
     expected_owner = "9999" if C.STAFF_OWNER in caps else None
     assert people(receiver, "prospects")[pid]["staffOwnerId"] == expected_owner
 
@@ -135,9 +160,8 @@ async def exercise_lead_sources(client: ReceiverClient, receiver: ReferenceRecei
         radio = await client.create_lead_source("Radio")
         stored = receiver.state()["clients"][CLIENT]["lead_sources"]
         assert stored[radio]["name"] == "Radio"
-        pid = await client.upsert_prospect(
-            CLUB, person(intouch_id="U-30", lead_source_receiver_id=radio), None
-        )
+        sourced = person(intouch_id="U-30", lead_source_receiver_id=radio)
+        pid = await upsert(client, "PROSPECT", CLUB, sourced, None)
         assert people(receiver, "prospects")[pid]["leadSourceId"] == radio
     else:
         await unsupported(client, receiver, client.create_lead_source("Radio"))
@@ -151,7 +175,8 @@ async def exercise_lead_sources(client: ReceiverClient, receiver: ReferenceRecei
 
 async def exercise_lookup(client: ReceiverClient, receiver: ReferenceReceiver) -> None:
     assert C.PERSON_LOOKUP in client.capabilities
-    pid = await client.upsert_prospect(CLUB, person(intouch_id="U-40", email="Find@Me.com"), None)
+    found = person(intouch_id="U-40", email="Find@Me.com")
+    pid = await upsert(client, "PROSPECT", CLUB, found, None)
     assert await client.find_person(None, "U-40") == pid
     assert await client.find_person("find@me.com", None) == pid
     assert await client.find_person("ghost@example.com", "U-404") is None

@@ -1,4 +1,5 @@
-"""The contract's own logic: NotSupported defaults, upsert choice, REST rendering helpers."""
+"""The contract's own logic: NotSupported defaults, the connector's create/update/save choice
+made through a client, REST rendering helpers."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from adapters.base import Capability, ClubRef, Person, ReceiverClient
 from adapters.errors import NotSupported, PermanentError
 from adapters.profile import CallSpec, FieldMap
 from adapters.rest import dig, render_body, render_path, render_query
+from streams.exceptions import PlanningError
+from tests.integration.adapters.receivers import upsert
 
 CLUB = ClubRef("1", "CL1")
 PETE = Person("Pete", "Prospect")
 
 
 class Recording(ReceiverClient):
-    """A receiver in memory that records which calls the base class chose."""
+    """A receiver in memory that records the prospect calls it receives."""
 
     name = "recording"
 
@@ -44,15 +47,20 @@ class Recording(ReceiverClient):
         self.calls.append("closed")
 
 
-def test_upsert_prefers_save_else_create_or_update() -> None:
+def test_create_or_update_is_preferred_and_save_stands_in_for_a_missing_one() -> None:
     async def scenario() -> None:
         both = Recording({Capability.PROSPECT_CREATE, Capability.PROSPECT_UPDATE})
-        assert await both.upsert_prospect(CLUB, PETE, None) == "new"
-        assert await both.upsert_prospect(CLUB, PETE, "R1") == "R1"
+        assert await upsert(both, "PROSPECT", CLUB, PETE, None) == "new"
+        assert await upsert(both, "PROSPECT", CLUB, PETE, "R1") == "R1"
         assert both.calls == ["create", "update R1"]
-        save = Recording({Capability.PROSPECT_SAVE, Capability.PROSPECT_CREATE})
-        assert await save.upsert_prospect(CLUB, PETE, None) == "saved"
-        assert save.calls == ["save None"]
+        # Create beats save; save stands in for the missing update.
+        no_update = Recording({Capability.PROSPECT_SAVE, Capability.PROSPECT_CREATE})
+        assert await upsert(no_update, "PROSPECT", CLUB, PETE, None) == "new"
+        assert await upsert(no_update, "PROSPECT", CLUB, PETE, "R1") == "R1"
+        assert no_update.calls == ["create", "save R1"]
+        save_only = Recording({Capability.PROSPECT_SAVE})
+        assert await upsert(save_only, "PROSPECT", CLUB, PETE, None) == "saved"
+        assert save_only.calls == ["save None"]
 
     asyncio.run(scenario())
 
@@ -61,12 +69,13 @@ def test_calls_not_implemented_raise_not_supported_and_context_closes() -> None:
     async def scenario() -> list[str]:
         async with Recording(set()) as client:
             with pytest.raises(NotSupported, match="does not support member_create"):
-                await client.upsert_member(CLUB, PETE, None)
+                await client.create_member(CLUB, PETE)
+            # The connector refuses before calling a receiver without member calls.
+            with pytest.raises(PlanningError, match="cannot create members"):
+                await upsert(client, "MEMBER", CLUB, PETE, None)
             with pytest.raises(NotSupported) as caught:
                 await client.list_lead_sources()
             assert caught.value.capability is Capability.LEAD_SOURCE_LIST
-            with pytest.raises(NotSupported):
-                client.require(Capability.STAFF_OWNER)
         return client.calls
 
     assert asyncio.run(scenario()) == ["closed"]

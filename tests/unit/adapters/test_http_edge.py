@@ -14,9 +14,9 @@ from adapters.base import ClubRef, Person
 from adapters.config import ReceiverConfig
 from adapters.errors import (
     AdapterError,
-    DecodeError,
     MisconfiguredError,
     PermanentError,
+    ResponseShapeError,
     ResponseTooLarge,
     RetryableError,
 )
@@ -78,7 +78,7 @@ def test_retry_after_seconds_and_dates() -> None:
         (httpx.RemoteProtocolError("eof"), RetryableError),
         (httpx.ReadError("reset"), RetryableError),
         (httpx.UnsupportedProtocol("ftp"), MisconfiguredError),
-        (httpx.DecodingError("gzip"), DecodeError),
+        (httpx.DecodingError("gzip"), ResponseShapeError),
     ],
 )
 def test_library_exceptions_are_translated_once(raised: Exception, kind: type) -> None:
@@ -130,9 +130,9 @@ def test_missing_id_or_non_json_success_is_a_decode_error() -> None:
 
     async def scenario() -> None:
         async with client_for(lambda _: next(responses)) as client:
-            with pytest.raises(DecodeError, match=r"no receiver ID at 'prospect\.id'"):
+            with pytest.raises(ResponseShapeError, match=r"no receiver ID at 'prospect\.id'"):
                 await client.create_prospect(CLUB, PETE)
-            with pytest.raises(DecodeError, match="not JSON"):
+            with pytest.raises(ResponseShapeError, match="not JSON"):
                 await client.create_prospect(CLUB, PETE)
 
     asyncio.run(scenario())

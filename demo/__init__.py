@@ -1,0 +1,1 @@
+"""Demo and test tooling: seeded scenarios, the generator, the oracle and `connector demo`."""

@@ -1,0 +1,1 @@
+"""The `connector` command line, one module per group of commands."""

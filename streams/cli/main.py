@@ -1,0 +1,49 @@
+"""The `connector` command line: one group whose commands are imported when they are called."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from streams.settings import Settings
+
+# Each command is imported only when it is called (keeps `kafka status` fast).
+LAZY_COMMANDS = {
+    "receiver": "adapters.reference.cli:receiver",
+    "turnup": "streams.cli.tenants:turnup",
+    "tenants": "streams.cli.tenants:tenants",
+    "generate": "demo.generate:generate",
+    "worker": "streams.cli.worker:worker",
+    "demo": "demo.command:demo",
+    "kafka": "streams.cli.kafka:kafka",
+    "topics": "streams.cli.kafka:topics",
+    "schemas": "streams.cli.schemas:schemas",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose extra commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                return None
+            command: click.Command = getattr(module, attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Keep club-management platforms in sync with InTouch, on Apache Kafka."""
+    ctx.obj = Settings()

@@ -1,0 +1,59 @@
+"""`connector worker`: run the pipeline against KAFKA_BOOTSTRAP_SERVERS or the local broker."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from streams.cli.common import fail, resolve_bootstrap, say
+from streams.exceptions import ConnectorError, TopicMismatchError
+from streams.settings import Settings
+
+
+def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> None:
+    """Ensure topics, rebuild state, then run the Faust worker until it is stopped."""
+    import faust
+
+    from streams.kafka.topics import design_topics, ensure_topics
+    from streams.worker.app import Pipeline
+
+    result = ensure_topics(bootstrap, settings.kafka, design_topics(settings.topics))
+    if result.mismatched:
+        raise TopicMismatchError("; ".join(result.mismatched))
+    pipeline = Pipeline(settings, bootstrap)
+    tuning = settings.pipeline
+    if tuning.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        server, _ = start_http_server(
+            tuning.metrics_port, addr=tuning.metrics_host, registry=pipeline.metrics.registry
+        )
+        say(f"metrics on http://{tuning.metrics_host}:{server.server_port}/metrics")
+    say(f"worker {settings.app_id}: loading tenants and links from {bootstrap}")
+    pipeline.prepare()
+    say(f"worker {settings.app_id}: {len(pipeline.tenants.all())} tenants, starting agents")
+    worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        pipeline.close()
+
+
+@click.command()
+@click.option(
+    "--loglevel",
+    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+    default="warn",
+    show_default=True,
+)
+@click.pass_obj
+def worker(settings: Settings, loglevel: str) -> None:
+    """Run the planner and sink agents (local Kafka is started when no cluster is set)."""
+    logging.basicConfig(
+        level=loglevel.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING")
+    )
+    try:
+        run_worker(settings, resolve_bootstrap(settings, start=True), loglevel)
+    except ConnectorError as exc:
+        fail(str(exc))

@@ -1,0 +1,211 @@
+"""Pure decisions of the sink: skip or run a command, which receiver call it makes, and how."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import Capability as Cap
+from adapters.base import Person
+from streams.core.matching import normalize_email
+from streams.core.model import PERSON_FIELDS, EntityLink, UserLink, is_stale
+from streams.exceptions import PlanningError
+
+
+class SkipReason(enum.StrEnum):
+    """Why the sink made no call for a command (the outcome's message; a closed set)."""
+
+    STALE = "stale or already applied"
+    UNCHANGED = "the receiver has this already"
+    NAME_UNCHANGED = "name unchanged"
+    NO_LEAD_SOURCE_UPDATE = "no lead source update call"
+    NO_LEAD_SOURCE_CALLS = "the receiver has no lead source calls"
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+class UserCall(enum.Enum):
+    """The receiver call a user command makes, decided when it runs."""
+
+    SAVE_PROSPECT = "save_prospect"
+    CREATE_PROSPECT = "create_prospect"
+    UPDATE_PROSPECT = "update_prospect"
+    SAVE_MEMBER = "save_member"
+    CREATE_MEMBER = "create_member"
+    UPDATE_MEMBER = "update_member"
+    CONVERT = "convert_prospect"
+
+
+def target_type(user: Mapping[str, Any]) -> str:
+    """PROSPECT or MEMBER: what the receiver record of this InTouch user is."""
+    return "MEMBER" if user["user_type"] == "MEMBER" else "PROSPECT"
+
+
+def skip_user_command(command: Mapping[str, Any], link: UserLink | None) -> SkipReason | None:
+    """Stale, or the receiver already holds exactly this (the fingerprint covers type, club,
+    owner and lead source); None when the command must run."""
+    if is_stale(command["version"], link):
+        return SkipReason.STALE
+    if link is not None and link.receiver_id and link.fingerprint == command["fingerprint"]:
+        return SkipReason.UNCHANGED
+    return None
+
+
+def must_reconcile(link: UserLink | None, capabilities: frozenset[Cap]) -> bool:
+    """A create was started and never settled (crash, timeout): look before creating again."""
+    return (
+        link is not None
+        and link.receiver_id is None
+        and link.pending_create
+        and Cap.PERSON_LOOKUP in capabilities
+    )
+
+
+def decide_user_call(
+    target: str, receiver_id: str | None, linked_type: str | None, capabilities: frozenset[Cap]
+) -> tuple[UserCall, str | None]:
+    """Create or update from the link table at execution time; conversion is the adapter's.
+
+    Returns the call and the receiver ID it applies to (None when it creates a record).
+    """
+    if target == "MEMBER" and receiver_id and linked_type == "PROSPECT":
+        if Cap.CONVERT_PROSPECT in capabilities:
+            return UserCall.CONVERT, receiver_id
+        receiver_id = None  # no conversion call: the member is a new record in the receiver
+    prefix = "MEMBER" if target == "MEMBER" else "PROSPECT"
+    # The guide asks for create + update; a single save is the accepted alternative.
+    if receiver_id is None and Cap(f"{prefix.lower()}_create") in capabilities:
+        return UserCall[f"CREATE_{prefix}"], None
+    if receiver_id is not None and Cap(f"{prefix.lower()}_update") in capabilities:
+        return UserCall[f"UPDATE_{prefix}"], receiver_id
+    if Cap(f"{prefix.lower()}_save") in capabilities:
+        return UserCall[f"SAVE_{prefix}"], receiver_id
+    raise PlanningError(
+        f"the receiver cannot {'create' if receiver_id is None else 'update'} {prefix.lower()}s"
+    )
+
+
+def creates(call: UserCall, receiver_id: str | None) -> bool:
+    """Whether the call may create a record (and so needs a durable pending marker first)."""
+    return call is not UserCall.CONVERT and receiver_id is None
+
+
+_MAPPED_FIELDS = frozenset({"first_name", "last_name", "status"})
+
+
+def person_from_command(command: Mapping[str, Any]) -> Person:
+    """The person a user command sends, with the owner and lead source it resolved."""
+    user = command["user"]
+    # The guide's optional fields carry over by name; the mapped ones are set below.
+    optional = {name: user.get(name) for name in PERSON_FIELDS if name not in _MAPPED_FIELDS}
+    return Person(
+        first_name=user["first_name"],
+        last_name=user["last_name"],
+        status="inactive" if user["status"] == "INACTIVE" else "active",
+        user_type="member" if user["user_type"] == "MEMBER" else "prospect",
+        intouch_id=user["intouch_id"],
+        staff_owner_receiver_id=command.get("staff_owner_receiver_id"),
+        lead_source_receiver_id=command.get("lead_source_receiver_id"),
+        **optional,
+    )
+
+
+# -- staff -----------------------------------------------------------------------------------
+
+
+class StaffLookup(enum.Enum):
+    """How a staff command finds the receiver's staff (the call's name in outcomes)."""
+
+    BY_EMAIL = "find_staff_by_email"
+    LIST = "list_staff"
+    NONE = "none"
+
+
+def staff_lookup(email: str | None, capabilities: frozenset[Cap]) -> StaffLookup:
+    """By email where the receiver has that call, else its whole list; nothing without email."""
+    if normalize_email(email) is None:
+        return StaffLookup.NONE
+    if Cap.STAFF_BY_EMAIL in capabilities:
+        return StaffLookup.BY_EMAIL
+    if Cap.STAFF_LIST in capabilities:
+        return StaffLookup.LIST
+    return StaffLookup.NONE
+
+
+def unlinked_reason(email: str | None) -> str:
+    """The message of an UNLINKED staff outcome."""
+    return "no receiver staff with this email" if normalize_email(email) else "staff has no email"
+
+
+# -- lead sources ----------------------------------------------------------------------------
+
+
+class LeadSourceMode(enum.Enum):
+    """The guide's three ways to sync a lead source."""
+
+    LIST_AND_CREATE = "list+create"
+    LIST_ONLY = "list only"
+    CREATE_ONLY = "create only"
+
+
+def lead_source_mode(capabilities: frozenset[Cap]) -> LeadSourceMode | None:
+    """The receiver's lead-source mode, or None when it has no lead-source calls."""
+    can_list = Cap.LEAD_SOURCE_LIST in capabilities
+    can_create = Cap.LEAD_SOURCE_CREATE in capabilities
+    if can_list and can_create:
+        return LeadSourceMode.LIST_AND_CREATE
+    if can_list:
+        return LeadSourceMode.LIST_ONLY
+    if can_create:
+        return LeadSourceMode.CREATE_ONLY
+    return None
+
+
+class LeadSourceAction(enum.Enum):
+    """What a lead-source command does first."""
+
+    SKIP = "skip"
+    UPDATE = "update_lead_source"
+    LIST = "list_lead_sources"
+    CREATE = "create_lead_source"
+
+
+@dataclass(frozen=True)
+class LeadSourceStep:
+    """The first step of a lead-source command, with the reason when it is a skip."""
+
+    action: LeadSourceAction
+    skip: SkipReason | None = None
+
+
+def lead_source_step(
+    command: Mapping[str, Any], link: EntityLink | None, capabilities: frozenset[Cap]
+) -> LeadSourceStep:
+    """Skip, rename the linked source, list to match (list+create, list only), or create."""
+    if is_stale(command["version"], link):
+        return LeadSourceStep(LeadSourceAction.SKIP, SkipReason.STALE)
+    if link is not None and link.receiver_id is not None:
+        if link.fingerprint == command["fingerprint"]:
+            return LeadSourceStep(LeadSourceAction.SKIP, SkipReason.NAME_UNCHANGED)
+        if Cap.LEAD_SOURCE_UPDATE in capabilities:
+            return LeadSourceStep(LeadSourceAction.UPDATE)
+        return LeadSourceStep(LeadSourceAction.SKIP, SkipReason.NO_LEAD_SOURCE_UPDATE)
+    mode = lead_source_mode(capabilities)
+    if mode is None:
+        return LeadSourceStep(LeadSourceAction.SKIP, SkipReason.NO_LEAD_SOURCE_CALLS)
+    if mode is LeadSourceMode.CREATE_ONLY:
+        return LeadSourceStep(LeadSourceAction.CREATE)
+    return LeadSourceStep(LeadSourceAction.LIST)
+
+
+def create_after_no_match(capabilities: frozenset[Cap]) -> bool:
+    """After a list found no match: create (list+create), or fail visibly (list only)."""
+    return lead_source_mode(capabilities) is LeadSourceMode.LIST_AND_CREATE
+
+
+def no_match_message(name: str) -> str:
+    """The FAILED outcome's message when a list-only receiver has no such lead source."""
+    return f"no lead source {name!r} in the receiver, which cannot create one"

@@ -1,0 +1,89 @@
+"""Values the core shares: records, entities, outcome statuses and what a link table knows."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: A decoded Avro record: the shape every topic's values and keys take in Python.
+Record = dict[str, Any]
+
+#: The guide's person fields, in the order of UserChanged.
+PERSON_FIELDS = (
+    "first_name",
+    "last_name",
+    "status",
+    "birthdate",
+    "gender",
+    "address1",
+    "address2",
+    "city",
+    "zipcode",
+    "state",
+    "country",
+    "mobile_phone",
+    "home_phone",
+    "work_phone",
+    "company",
+    "email",
+)
+
+
+class Entity(enum.StrEnum):
+    """What an event, command or outcome is about (the `entity` of EntityKey)."""
+
+    USER = "USER"
+    STAFF = "STAFF"
+    LEAD_SOURCE = "LEAD_SOURCE"
+
+
+class Status(enum.StrEnum):
+    """An outcome's status (OutcomeStatus in Outcome.avsc)."""
+
+    PENDING_CREATE = "PENDING_CREATE"
+    LINKED = "LINKED"
+    SUCCEEDED = "SUCCEEDED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    UNLINKED = "UNLINKED"
+
+
+#: Outcomes that settle a link: its receiver ID (none for UNLINKED), version and fingerprint.
+SETTLING_STATUSES = frozenset({Status.LINKED, Status.SUCCEEDED, Status.UNLINKED})
+
+_ENTITY_OF_KIND = {"LINK_STAFF": Entity.STAFF, "SYNC_LEAD_SOURCE": Entity.LEAD_SOURCE}
+
+
+def entity_of(record: Mapping[str, Any]) -> Entity:
+    """The entity of a command (by its kind) or of an outcome (its `entity` field)."""
+    kind = record.get("kind")
+    if kind is not None:
+        return _ENTITY_OF_KIND.get(str(kind), Entity.USER)
+    return Entity(record.get("entity", Entity.USER))
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """What the link table knows of one user in one receiver."""
+
+    receiver_id: str | None = None
+    user_type: str | None = None
+    version: int = -1
+    fingerprint: str | None = None
+    pending_create: bool = False
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    """A staff or lead-source link; `receiver_id` None means 'looked, no match'."""
+
+    receiver_id: str | None
+    version: int
+    fingerprint: str | None
+
+
+def is_stale(version: int, link: UserLink | EntityLink | None) -> bool:
+    """The one version rule: a change no newer than the applied one never overwrites it."""
+    return link is not None and version <= link.version

@@ -1,0 +1,201 @@
+"""Pure decisions of the pipeline: which commands a change becomes, which call a command makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import Capability as Cap
+from streams.core.decisions import target_type
+from streams.core.matching import normalize_email, normalize_name
+from streams.core.model import PERSON_FIELDS, Entity, EntityLink, Record, UserLink, is_stale
+from streams.exceptions import UnknownClubError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Commands to send, or the reason there are none."""
+
+    commands: tuple[Record, ...] = ()
+    skipped: str | None = None
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """A stable hash of what a receiver would see."""
+    text = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _command(
+    kind: str, event: Mapping[str, Any], fp: str, now: dt.datetime, **extra: Any
+) -> Record:
+    return {
+        "command_id": str(uuid.uuid4()),
+        "kind": kind,
+        "client_id": event["client_id"],
+        "club_id": event.get("club_id"),
+        "intouch_id": event["intouch_id"],
+        "version": event["version"],
+        "cause_event_id": event["event_id"],
+        "issued_at": now,
+        "fingerprint": fp,
+        "staff_owner_receiver_id": None,
+        "lead_source_receiver_id": None,
+        "user": None,
+        "staff": None,
+        "lead_source": None,
+        **extra,
+    }
+
+
+def user_fingerprint(
+    event: Mapping[str, Any], owner_id: str | None, lead_source_id: str | None
+) -> str:
+    seen = {name: event.get(name) for name in PERSON_FIELDS}
+    seen.update(
+        type=target_type(event),
+        club=event.get("club_id"),
+        owner=owner_id,
+        lead_source=lead_source_id,
+    )
+    return fingerprint(seen)
+
+
+def _stale(event: Mapping[str, Any], link: UserLink | EntityLink | None) -> Plan | None:
+    """Skip an event no newer than the version the link table applied."""
+    if link is None or not is_stale(event["version"], link):
+        return None
+    return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
+
+
+def _stale_or_unchanged(
+    event: Mapping[str, Any],
+    link: UserLink | EntityLink | None,
+    fp: str,
+    last_sent: str | None,
+    unchanged: str,
+) -> Plan | None:
+    """Skip an event older than what was applied, or equal to the last command planned."""
+    stale = _stale(event, link)
+    if stale is not None or fp != last_sent:
+        return stale
+    return Plan(skipped=unchanged)
+
+
+def entity_of_event(subject: str, event: Mapping[str, Any]) -> Entity:
+    """What an inbound change is about: a staff user event is a staff change."""
+    if subject == "LeadSourceChanged":
+        return Entity.LEAD_SOURCE
+    if subject == "StaffChanged" or event.get("user_type") == "STAFF":
+        return Entity.STAFF
+    return Entity.USER
+
+
+def plan_user_change(
+    event: Mapping[str, Any],
+    *,
+    capabilities: frozenset[Cap],
+    clubs: Mapping[str, str],
+    link: UserLink | None,
+    staff_link: EntityLink | None,
+    lead_source_link: EntityLink | None,
+    last_sent: str | None,
+    now: dt.datetime,
+) -> Plan:
+    """A prospect or member change becomes one upsert or conversion, unless nothing changed.
+
+    `last_sent` is the fingerprint of the last command planned for this user, when known:
+    comparing with the last *applied* one would skip a change back to it while another
+    command is still in flight.
+    """
+    if event["club_id"] not in clubs:
+        raise UnknownClubError(
+            f"club {event['club_id']!r} of client {event['client_id']!r} is not turned up"
+        )
+    kind_type = target_type(event)
+    if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
+        return Plan(skipped="the receiver takes no prospects")
+    if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
+        return Plan(skipped="the receiver takes no members")
+    stale = _stale(event, link)
+    if stale is not None:
+        return stale
+    # The guide: an unlinked staff owner means the user is sent with no owner.
+    owner = staff_link.receiver_id if staff_link and event.get("staff_owner_id") else None
+    if Cap.STAFF_OWNER not in capabilities:
+        owner = None
+    source = (
+        lead_source_link.receiver_id if lead_source_link and event.get("lead_source_id") else None
+    )
+    fp = user_fingerprint(event, owner, source)
+    if fp == last_sent:
+        return Plan(skipped="no change the receiver would see")
+    converting = kind_type == "MEMBER" and link is not None and link.user_type == "PROSPECT"
+    kind = "CONVERT_TO_MEMBER" if converting else f"UPSERT_{kind_type}"
+    command = _command(
+        kind,
+        event,
+        fp,
+        now,
+        user=dict(event),
+        staff_owner_receiver_id=owner,
+        lead_source_receiver_id=source,
+    )
+    return Plan(commands=(command,))
+
+
+def plan_staff_change(
+    event: Mapping[str, Any],
+    *,
+    capabilities: frozenset[Cap],
+    link: EntityLink | None,
+    last_sent: str | None,
+    now: dt.datetime,
+) -> Plan:
+    """A staff change becomes a link attempt by email; the connector never writes staff."""
+    if not capabilities & {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}:
+        return Plan(skipped="the receiver has no staff calls")
+    fp = fingerprint({"email": normalize_email(event.get("email"))})
+    skip = _stale_or_unchanged(event, link, fp, last_sent, "staff email unchanged")
+    if skip:
+        return skip
+    staff = {
+        "event_id": event["event_id"],
+        "occurred_at": event["occurred_at"],
+        "client_id": event["client_id"],
+        "club_id": event.get("club_id"),
+        "intouch_id": event["intouch_id"],
+        "version": event["version"],
+        "first_name": event["first_name"],
+        "last_name": event["last_name"],
+        "email": event.get("email"),
+        "status": event.get("status", "ACTIVE"),
+    }
+    return Plan(commands=(_command("LINK_STAFF", event, fp, now, staff=staff),))
+
+
+def plan_lead_source_change(
+    event: Mapping[str, Any],
+    *,
+    capabilities: frozenset[Cap],
+    link: EntityLink | None,
+    last_sent: str | None,
+    now: dt.datetime,
+) -> Plan:
+    """A lead source change becomes a sync, or nothing when the receiver cannot take it."""
+    if not capabilities & {Cap.LEAD_SOURCE_LIST, Cap.LEAD_SOURCE_CREATE}:
+        return Plan(skipped="the receiver has no lead source calls")
+    fp = fingerprint({"name": normalize_name(event["name"])})
+    skip = _stale_or_unchanged(event, link, fp, last_sent, "lead source name unchanged")
+    if skip:
+        return skip
+    renamed = link is not None and link.receiver_id is not None and fp != link.fingerprint
+    if renamed and Cap.LEAD_SOURCE_UPDATE not in capabilities:
+        # The guide: without an update call, no attempts at updates are made.
+        return Plan(skipped="rename not sent: the receiver has no lead source update call")
+    return Plan(commands=(_command("SYNC_LEAD_SOURCE", event, fp, now, lead_source=dict(event)),))

@@ -1,0 +1,1 @@
+"""Kafka plumbing: the one client factory, topics, readers, lag and the local broker."""

@@ -1,0 +1,120 @@
+"""The one place confluent-kafka clients are built, and where their errors become ours."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from streams.exceptions import ConfigurationError, KafkaClientError, KafkaTimeoutError
+from streams.settings import KafkaSettings
+
+Config = Mapping[str, str | int | float | bool | Any]
+
+#: Error codes that mean "ask again in a moment": a new topic's leader is not elected yet.
+NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+TOPIC_ALREADY_EXISTS = KafkaError.TOPIC_ALREADY_EXISTS
+
+#: Every producer of ours: acknowledged by all replicas, no duplicates on retry, and keys
+#: partitioned with murmur2 like the Java client and aiokafka (Faust), so co-partitioning holds.
+PRODUCER_DEFAULTS: Config = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "partitioner": "murmur2_random",
+}
+
+#: Every consumer of ours reads on its own terms: no offsets committed behind its back.
+CONSUMER_DEFAULTS: Config = {"enable.auto.commit": False}
+
+
+def _config(
+    bootstrap: str, kafka: KafkaSettings, defaults: Config, config: Config | None
+) -> dict[str, Any]:
+    return {
+        **kafka.librdkafka_config(bootstrap, plaintext_secrets=True),
+        **defaults,
+        **(config or {}),
+    }
+
+
+def producer(bootstrap: str, kafka: KafkaSettings, config: Config | None = None) -> Any:
+    """An idempotent, murmur2-partitioned producer; `config` adds or overrides settings."""
+    with kafka_errors(f"cannot create a producer for {bootstrap}"):
+        return Producer(_config(bootstrap, kafka, PRODUCER_DEFAULTS, config))
+
+
+def consumer(
+    bootstrap: str, kafka: KafkaSettings, group_id: str, config: Config | None = None
+) -> Any:
+    """A consumer in `group_id` that never commits on its own; `config` adds settings."""
+    settings = {**CONSUMER_DEFAULTS, "group.id": group_id}
+    with kafka_errors(f"cannot create a consumer for {bootstrap}"):
+        return Consumer(_config(bootstrap, kafka, settings, config))
+
+
+def admin(
+    bootstrap: str,
+    kafka: KafkaSettings,
+    config: Config | None = None,
+    logger: logging.Logger | None = None,
+) -> Any:
+    """An admin client; `logger` receives librdkafka's own log lines."""
+    extra = {} if logger is None else {"logger": logger}
+    with kafka_errors(f"cannot create an admin client for {bootstrap}"):
+        return AdminClient(_config(bootstrap, kafka, {}, config), **extra)
+
+
+def error_code(exc: KafkaException) -> Any:
+    """The librdkafka error code inside a KafkaException (a KafkaError, or None)."""
+    error = exc.args[0] if exc.args else None
+    return error.code() if isinstance(error, KafkaError) else None
+
+
+def is_passing(exc: KafkaException) -> bool:
+    """Whether asking again may succeed: retriable, or a leader not elected yet."""
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return False
+    return bool(error.retriable()) or error.code() in NO_LEADER_YET
+
+
+@contextmanager
+def kafka_errors(what: str) -> Iterator[None]:
+    """Turn confluent-kafka exceptions into `KafkaClientError`s that say `what` failed."""
+    try:
+        yield
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        text = error.str() if isinstance(error, KafkaError) else str(error)
+        if error_code(exc) == KafkaError._TIMED_OUT:
+            raise KafkaTimeoutError(f"{what}: {text}") from exc
+        raise KafkaClientError(f"{what}: {text}") from exc
+
+
+def partition_count(client: Any, topic: str, bootstrap: str, timeout: float) -> int:
+    """Partitions of `topic`; a clear error when the broker is silent or the topic missing."""
+    try:
+        metadata = client.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaClientError(
+            f"no answer from Kafka at {bootstrap} within {timeout:g}s: {exc}"
+        ) from exc
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise ConfigurationError(
+            f"topic {topic} does not exist on {bootstrap}: run `connector topics ensure`"
+        )
+    return len(found.partitions)

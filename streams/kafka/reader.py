@@ -1,0 +1,86 @@
+"""Reads topics from their first record to their end, every partition at once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from streams.exceptions import KafkaClientError, KafkaTimeoutError
+from streams.kafka import clients
+from streams.settings import KafkaSettings
+
+
+def read_to_end(
+    bootstrap: str,
+    kafka: KafkaSettings,
+    topics: Iterable[str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[Any]:
+    """Every record of `topics` (all topics when None) present when the read reaches them.
+
+    A partition is done at its last offset before the high watermark, or at its EOF event:
+    compaction and control records leave offsets below the watermark that are never
+    delivered. Assigning every partition at once keeps to one fetch session (one per
+    partition cost seconds each).
+    """
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    deadline = time.monotonic() + timeout
+
+    def watermarks(tp: Any) -> tuple[int, int]:
+        # A topic created a moment ago may have no known leader yet: ask again until it has.
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                return int(low), int(high)
+            except KafkaException as exc:
+                if not clients.is_passing(exc) or time.monotonic() > deadline:
+                    raise KafkaClientError(
+                        f"cannot read {tp.topic}[{tp.partition}]: {exc}"
+                    ) from exc
+                time.sleep(0.1)
+
+    consumer = clients.consumer(
+        bootstrap,
+        kafka,
+        f"intouch-connector-reader-{uuid.uuid4().hex}",
+        # An EOF needs an empty fetch answer; don't let the broker hold it back.
+        {"enable.partition.eof": True, "fetch.wait.max.ms": 10},
+    )
+    try:
+        with clients.kafka_errors(f"no topic metadata from {bootstrap}"):
+            if topics is None:
+                metadata = consumer.list_topics(timeout=10).topics
+            else:
+                metadata = {t: consumer.list_topics(t, timeout=10).topics[t] for t in topics}
+        last: dict[tuple[str, int], int] = {}
+        assignment = []
+        for topic, meta in metadata.items():
+            if meta.error is not None:
+                raise KafkaClientError(f"cannot read {topic}: {meta.error}")
+            for p in meta.partitions:
+                low, high = watermarks(TopicPartition(topic, p))
+                if high > low:
+                    last[(topic, p)] = high - 1
+                    assignment.append(TopicPartition(topic, p, low))
+        consumer.assign(assignment)
+        remaining = set(last)
+        while remaining:
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(
+                    f"reading stopped after {timeout:.0f}s with {len(remaining)} partitions unread"
+                )
+            # consume() waits its whole timeout unless the batch fills: keep the wait short.
+            for message in consumer.consume(1000, timeout=0.05):
+                error = message.error()
+                where = (message.topic() or "", message.partition() or 0)
+                if error is None:
+                    yield message
+                    if (message.offset() or 0) >= last.get(where, 0):
+                        remaining.discard(where)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(where)
+    finally:
+        consumer.close()

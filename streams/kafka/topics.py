@@ -1,0 +1,132 @@
+"""The topics of DESIGN.md with their partition counts and configs, created idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.exceptions import KafkaClientError
+from streams.kafka import clients
+from streams.settings import KafkaSettings, TopicSettings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def design_topics(topics: TopicSettings) -> list[TopicSpec]:
+    """Every topic the connector reads or writes (Faust's own changelogs excluded)."""
+    rf = topics.replication_factor
+    inbound = {"cleanup.policy": "delete", "retention.ms": str(topics.inbound_retention_ms)}
+    return [
+        TopicSpec(
+            topics.name(topics.users_topic),
+            topics.inbound_partitions,
+            rf,
+            inbound,
+            "InTouch user changes (prospects, members, staff users)",
+        ),
+        TopicSpec(
+            topics.name(topics.staff_topic),
+            topics.inbound_partitions,
+            rf,
+            inbound,
+            "InTouch staff changes",
+        ),
+        TopicSpec(
+            topics.name(topics.lead_sources_topic),
+            topics.inbound_partitions,
+            rf,
+            inbound,
+            "InTouch lead source changes",
+        ),
+        TopicSpec(
+            topics.name(topics.commands_topic),
+            topics.commands_partitions,
+            rf,
+            inbound,
+            "commands for the sink, keyed by entity",
+        ),
+        TopicSpec(
+            topics.name(topics.outcomes_topic),
+            topics.outcomes_partitions,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": "-1"},
+            "outcomes; link tables are rebuilt from them",
+        ),
+        TopicSpec(
+            topics.name(topics.dlq_topic),
+            topics.dlq_partitions,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": str(topics.dlq_retention_ms)},
+            "dead letters with the original bytes and the reason",
+        ),
+        TopicSpec(
+            topics.name(topics.tenants_topic),
+            topics.tenants_partitions,
+            rf,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+            "tenant turn-up, latest value per client",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    created: list[str]
+    existing: list[str]
+    mismatched: list[str]
+
+
+def ensure_topics(
+    bootstrap: str,
+    kafka: KafkaSettings,
+    specs: list[TopicSpec],
+    progress: Callable[[str], None] = lambda _: None,
+    timeout: float = 30.0,
+) -> EnsureResult:
+    """Create what is missing; list (and leave alone) topics with another partition count."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    client = clients.admin(bootstrap, kafka)
+    with clients.kafka_errors(f"cannot list topics on {bootstrap}"):
+        existing: Any = client.list_topics(timeout=timeout).topics
+    created, present, mismatched = [], [], []
+    missing = []
+    for spec in specs:
+        if spec.name not in existing:
+            missing.append(spec)
+            continue
+        have = len(existing[spec.name].partitions)
+        if have != spec.partitions:
+            mismatched.append(
+                f"{spec.name} has {have} partitions, the design wants {spec.partitions}"
+            )
+        else:
+            present.append(spec.name)
+    if missing:
+        futures = client.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
+                for s in missing
+            ],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+                progress(f"created {name}")
+            except KafkaException as exc:
+                if clients.error_code(exc) != clients.TOPIC_ALREADY_EXISTS:
+                    raise KafkaClientError(f"cannot create {name}: {exc}") from exc
+                present.append(name)  # a concurrent ensure won
+    return EnsureResult(created, present, mismatched)

@@ -1,0 +1,1 @@
+"""Tenants: turn-up values and validation, the tenants topic, secrets, receiver clients."""

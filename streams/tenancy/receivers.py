@@ -1,0 +1,86 @@
+"""From a turned-up tenant to its receiver client: resolved secret, adapter config, registry."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from adapters.base import ReceiverClient
+from adapters.config import ReceiverConfig
+from adapters.errors import MisconfiguredError
+from adapters.http import AuthConfig
+from adapters.registry import create_adapter
+from streams.exceptions import TurnupError
+from streams.tenancy.secrets import SecretResolver
+from streams.tenancy.tenant import AUTH_OPTION, Tenant, auth_kind_for
+
+
+def receiver_config_for(tenant: Tenant, resolver: SecretResolver) -> ReceiverConfig:
+    """The adapter config of a tenant, its secret resolved now (env or secret file)."""
+    connection = tenant.connection
+    if connection is None:
+        raise TurnupError(
+            f"client {tenant.client_id}: adapter {tenant.adapter!r} needs a receiver host, "
+            "and the turn-up has no connection; turn it up again with --host"
+        )
+    kind = auth_kind_for(tenant)
+    secret = None
+    if kind != "none" and connection.secret_ref is not None:
+        secret = resolver.resolve(connection.secret_ref)
+    try:
+        return ReceiverConfig(
+            scheme=connection.scheme,
+            host=connection.host,
+            base_path=connection.base_path or "",
+            receiver_client_id=tenant.receiver_client_id,
+            auth=AuthConfig(
+                kind=kind,
+                username=connection.username if kind == "basic" else None,
+                secret=secret,
+            ),
+            options={k: v for k, v in tenant.options.items() if k != AUTH_OPTION},
+        )
+    except ValidationError as exc:
+        # Messages only: pydantic's text repeats the inputs.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise TurnupError(f"client {tenant.client_id}: {problems}") from None
+
+
+def open_receiver(tenant: Tenant, resolver: SecretResolver) -> ReceiverClient:
+    """The tenant's receiver client from the adapter registry; close it with `aclose()`."""
+    config = receiver_config_for(tenant, resolver)
+    try:
+        return create_adapter(tenant.adapter, config)
+    except MisconfiguredError as exc:
+        raise TurnupError(f"client {tenant.client_id}: {exc}") from exc
+
+
+class ReceiverPool:
+    """One receiver client per tenant, rebuilt when the tenant's turn-up changes."""
+
+    def __init__(self, secrets_dir: Path | None) -> None:
+        self.resolver = SecretResolver(secrets_dir)
+        self._clients: dict[str, tuple[dt.datetime, ReceiverClient]] = {}
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def get(self, tenant: Tenant) -> ReceiverClient:
+        cached = self._clients.get(tenant.client_id)
+        if cached is not None and cached[0] == tenant.configured_at:
+            return cached[1]
+        client = open_receiver(tenant, self.resolver)
+        if cached is not None:
+            task = asyncio.get_running_loop().create_task(cached[1].aclose())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        self._clients[tenant.client_id] = (tenant.configured_at, client)
+        return client
+
+    async def aclose(self) -> None:
+        for _, client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

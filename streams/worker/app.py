@@ -1,0 +1,160 @@
+"""The worker's Faust app: topics, the planner and sink agents, ordered acks, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from streams.avro.codec import Codecs, default_codecs
+from streams.core.lanes import KeyedLanes, OrderedAcks
+from streams.core.retry import RetryPolicy
+from streams.settings import Settings
+from streams.tenancy.directory import TenantDirectory
+from streams.tenancy.receivers import ReceiverPool
+from streams.worker.context import WorkerContext
+from streams.worker.executor import Executor
+from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.metrics import Metrics
+from streams.worker.planner import Planner
+from streams.worker.publishing import Publisher, source_of
+
+log = logging.getLogger(__name__)
+
+#: Longest a clean stop waits for the lanes and receiver clients to close.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+class Pipeline:
+    """One worker: the Faust app and its agents over the planner, executor and link store."""
+
+    def __init__(self, settings: Settings, bootstrap: str, codecs: Codecs | None = None) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.codecs = codecs or default_codecs()
+        self.metrics = Metrics()
+        tuning = settings.pipeline
+        names = settings.topics
+        self.app = faust.App(
+            settings.app_id,
+            broker=f"kafka://{bootstrap}",
+            store="memory://",
+            # Faust keeps table files there even with no tables; never the working directory.
+            datadir=str(tuning.data_dir / settings.app_id / "faust"),
+            autodiscover=False,
+            web_enabled=False,
+            topic_disable_leader=True,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            broker_session_timeout=tuning.session_timeout,
+            broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
+            stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
+            **settings.kafka.faust_broker_kwargs(),
+        )
+
+        def raw_topic(name: str) -> Any:
+            return self.app.topic(names.name(name), key_serializer="raw", value_serializer="raw")
+
+        self.links = LinkStore(tuning.data_dir / settings.app_id)
+        self.follower = OutcomeFollower(
+            self.links,
+            bootstrap,
+            settings.kafka,
+            names.name(names.outcomes_topic),
+            self.codecs["Outcome"],
+        )
+        self.tenants = TenantDirectory(
+            bootstrap,
+            settings.kafka,
+            names.name(names.tenants_topic),
+            codec=self.codecs["TenantConfigured"],
+        )
+        self.receivers = ReceiverPool(tuning.secrets_dir)
+        self.publish = Publisher(
+            self.codecs,
+            commands=raw_topic(names.commands_topic),
+            outcomes=raw_topic(names.outcomes_topic),
+            dead_letters=raw_topic(names.dlq_topic),
+            links=self.links,
+            metrics=self.metrics,
+        )
+        context = WorkerContext(
+            self.codecs, self.tenants, self.receivers, self.links, self.publish, self.metrics
+        )
+        self.planner = Planner(context, planned_cache_size=tuning.planned_cache_size)
+        self.executor = Executor(
+            context,
+            retry=RetryPolicy(
+                max_attempts=tuning.retry_max_attempts,
+                base_delay=tuning.retry_base_delay,
+                max_delay=tuning.retry_max_delay,
+                max_elapsed=tuning.retry_max_elapsed,
+            ),
+            staff_cache_ttl=tuning.staff_cache_ttl,
+        )
+        self.acks: OrderedAcks[Any, Any] = OrderedAcks()
+        self.lanes: KeyedLanes[Any] = KeyedLanes(
+            tuning.sink_max_in_flight, self._run_command, self._release
+        )
+        self._sink_stream: Any = None
+
+        for subject, topic, name in (
+            ("UserChanged", names.users_topic, "plan-users"),
+            ("StaffChanged", names.staff_topic, "plan-staff"),
+            ("LeadSourceChanged", names.lead_sources_topic, "plan-lead-sources"),
+        ):
+            self.app.agent(raw_topic(topic), name=name)(self._planner_agent(subject))
+        self.app.agent(raw_topic(names.commands_topic), name="sink")(self._sink)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def prepare(self, timeout: float = 120.0) -> None:
+        """Load tenants and rebuild links from the outcomes log before any agent runs."""
+        self.tenants.start()
+        self.follower.start()
+        self.tenants.wait_until_current(timeout)
+        self.follower.wait_until_current(timeout)
+
+    async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        """Faust stopped consuming: cancel the lanes, then close every receiver client."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                await self.lanes.close()
+                await self.receivers.aclose()
+        except TimeoutError:
+            log.warning("lanes and receiver clients not closed within %.0fs", SHUTDOWN_TIMEOUT)
+
+    def close(self) -> None:
+        """Stop the reader threads, then close the link store (after the Faust worker ended)."""
+        self.follower.stop()
+        self.tenants.stop()
+        self.links.close()
+
+    # -- agents ------------------------------------------------------------------------------
+    def _planner_agent(self, subject: str) -> Callable[[Any], Awaitable[None]]:
+        async def agent(stream: Any) -> None:
+            async for event in stream.events():
+                await self.planner.plan(subject, event.message)
+
+        agent.__name__ = f"plan_{subject}"
+        return agent
+
+    async def _sink(self, stream: Any) -> None:
+        manual = stream.noack()
+        self._sink_stream = manual
+        async for event in manual.events():
+            message = event.message
+            self.acks.track(message.tp, message.offset, event)
+            await self.lanes.submit(message.key or b"", event)
+
+    async def _run_command(self, event: Any) -> None:
+        await self.executor.run(source_of(event.message))
+
+    async def _release(self, event: Any) -> None:
+        message = event.message
+        for done in self.acks.complete(message.tp, message.offset):
+            await self._sink_stream.ack(done)

@@ -1,0 +1,220 @@
+"""Link tables (InTouch ID ↔ receiver ID) in RocksDB, materialized from the outcomes topic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rocksdict import Rdict
+
+from streams.avro.codec import AvroCodec
+from streams.core.model import SETTLING_STATUSES, EntityLink, Status, UserLink
+from streams.exceptions import KafkaClientError, KafkaTimeoutError, RecordDecodeError
+from streams.kafka import clients
+from streams.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+_PREFIX = {"USER": "u", "STAFF": "s", "LEAD_SOURCE": "l"}
+
+
+def _key(entity: str, client_id: str, intouch_id: str) -> str:
+    return f"{_PREFIX[entity]}/{client_id}/{intouch_id}"
+
+
+class LinkStore:
+    """Users, staff and lead-source links per client; every change comes from an outcome."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = Rdict(str(path / "links"))
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            raw = self._db.get(key)
+        return None if raw is None else dict(json.loads(raw))
+
+    def user(self, client_id: str, intouch_id: str) -> UserLink | None:
+        row = self._get(_key("USER", client_id, intouch_id))
+        if row is None:
+            return None
+        return UserLink(
+            receiver_id=row.get("receiver_id"),
+            user_type=row.get("user_type"),
+            version=row.get("version", -1),
+            fingerprint=row.get("fingerprint"),
+            pending_create=row.get("pending_create", False),
+        )
+
+    def staff(self, client_id: str, intouch_id: str) -> EntityLink | None:
+        return self._entity("STAFF", client_id, intouch_id)
+
+    def lead_source(self, client_id: str, intouch_id: str) -> EntityLink | None:
+        return self._entity("LEAD_SOURCE", client_id, intouch_id)
+
+    def _entity(self, entity: str, client_id: str, intouch_id: str) -> EntityLink | None:
+        row = self._get(_key(entity, client_id, intouch_id))
+        if row is None or row.get("version", -1) < 0:
+            return None
+        return EntityLink(row.get("receiver_id"), row["version"], row.get("fingerprint"))
+
+    def apply(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
+        """Apply one outcome at (partition, offset) unless a later one was applied already."""
+        key = _key(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
+        with self._lock:
+            raw = self._db.get(key)
+            row: dict[str, Any] = json.loads(raw) if raw is not None else {}
+            if tuple(row.get("position", (-1, -1))) >= position:
+                return False
+            row["position"] = list(position)
+            status = outcome["status"]
+            if status == Status.PENDING_CREATE:
+                row["pending_create"] = True
+            elif status in SETTLING_STATUSES:
+                row.update(
+                    receiver_id=outcome["receiver_id"] if status != Status.UNLINKED else None,
+                    version=outcome["version"],
+                    fingerprint=outcome.get("fingerprint"),
+                    pending_create=False,
+                )
+                if outcome.get("user_type"):
+                    row["user_type"] = outcome["user_type"]
+            self._db[key] = json.dumps(row).encode()
+            return True
+
+    def offsets(self) -> dict[int, int]:
+        """Next outcome offset to read per partition."""
+        with self._lock:
+            raw = self._db.get("__outcome_offsets")
+        return {int(p): o for p, o in json.loads(raw).items()} if raw is not None else {}
+
+    def save_offsets(self, offsets: Mapping[int, int]) -> None:
+        with self._lock:
+            self._db["__outcome_offsets"] = json.dumps(dict(offsets)).encode()
+
+    def counts(self) -> dict[str, int]:
+        """Linked entities per kind (for summaries)."""
+        counts = {"users": 0, "staff": 0, "lead_sources": 0}
+        names = {"u": "users", "s": "staff", "l": "lead_sources"}
+        with self._lock:
+            for key, raw in self._db.items():
+                kind = names.get(key[0]) if isinstance(key, str) and key[1:2] == "/" else None
+                if kind and json.loads(raw).get("receiver_id"):
+                    counts[kind] += 1
+        return counts
+
+
+class OutcomeFollower:
+    """Reads every partition of the outcomes topic into the link store, from where it stopped.
+
+    Every worker follows all partitions: staff and lead-source links are global, and a worker
+    that takes over a partition must know its users' links.
+    """
+
+    def __init__(
+        self,
+        store: LinkStore,
+        bootstrap: str,
+        kafka: KafkaSettings,
+        topic: str,
+        codec: AvroCodec,
+    ) -> None:
+        self.store = store
+        self.topic = topic
+        self.codec = codec
+        self.bootstrap = bootstrap
+        self.kafka = kafka
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._positions: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outcome-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def wait_until_current(self, timeout: float) -> None:
+        """Block until every outcome written before this call is in the store."""
+        from confluent_kafka import TopicPartition
+
+        probe = clients.consumer(self.bootstrap, self.kafka, f"link-probe-{id(self)}")
+        try:
+            with clients.kafka_errors(f"no end offsets of {self.topic} from {self.bootstrap}"):
+                count = clients.partition_count(probe, self.topic, self.bootstrap, timeout)
+                targets = {
+                    p: probe.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)[
+                        1
+                    ]
+                    for p in range(count)
+                }
+        finally:
+            probe.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                behind = {p: t for p, t in targets.items() if self._positions.get(p, 0) < t}
+            if not behind:
+                return
+            if self._thread is None or not self._thread.is_alive():
+                raise KafkaClientError("the outcome follower stopped")
+            time.sleep(0.05)
+        raise KafkaTimeoutError(f"link tables not rebuilt from {self.topic} within {timeout:.0f}s")
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        consumer = clients.consumer(self.bootstrap, self.kafka, f"link-follower-{id(self)}")
+        try:
+            meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
+            stored = self.store.offsets()
+            with self._lock:
+                self._positions = {p: stored.get(p, 0) for p in meta.partitions}
+            consumer.assign(
+                [
+                    TopicPartition(self.topic, p, stored.get(p, OFFSET_BEGINNING))
+                    for p in meta.partitions
+                ]
+            )
+            last_save = time.monotonic()
+            dirty = False
+            while not self._stop.is_set():
+                batch = consumer.consume(500, timeout=0.2)
+                for message in batch:
+                    partition, offset = message.partition(), message.offset()
+                    if message.error() or partition is None or offset is None:
+                        continue
+                    try:
+                        outcome = self.codec.decode(message.value())
+                    except RecordDecodeError as exc:
+                        log.warning("skipping undecodable outcome at %s: %s", offset, exc)
+                    else:
+                        self.store.apply(outcome, (partition, offset))
+                    with self._lock:
+                        self._positions[partition] = offset + 1
+                    dirty = True
+                if dirty and (time.monotonic() - last_save > 1.0 or not batch):
+                    with self._lock:
+                        self.store.save_offsets(self._positions)
+                    dirty = False
+                    last_save = time.monotonic()
+        except Exception:
+            log.exception("the outcome follower failed")
+            raise
+        finally:
+            consumer.close()

@@ -1,0 +1,149 @@
+"""What the worker writes: commands, outcomes and dead letters, each acknowledged by the broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.avro.codec import Codecs
+from streams.core.model import Record, Status, entity_of
+from streams.worker.links import LinkStore
+from streams.worker.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a record came from, for dead letters."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+def source_of(message: Any) -> Source:
+    """The position, key, value and headers of a Faust message."""
+    raw = message.headers or []
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    headers = [(str(k), None if v is None else bytes(v)) for k, v in items]
+    return Source(
+        message.topic, message.partition, message.offset, message.key, message.value, headers
+    )
+
+
+class Publisher:
+    """Encodes and sends to the commands, outcomes and dead-letter topics, waiting for acks."""
+
+    def __init__(
+        self,
+        codecs: Codecs,
+        *,
+        commands: Any,
+        outcomes: Any,
+        dead_letters: Any,
+        links: LinkStore,
+        metrics: Metrics,
+    ) -> None:
+        self.codecs = codecs
+        self._commands = commands
+        self._outcomes = outcomes
+        self._dead_letters = dead_letters
+        self.links = links
+        self.metrics = metrics
+
+    def key_of(self, record: Mapping[str, Any]) -> bytes:
+        """The EntityKey of a command or outcome: one entity, one partition, in order."""
+        key = {
+            "client_id": record["client_id"],
+            "entity": str(entity_of(record)),
+            "intouch_id": record["intouch_id"],
+        }
+        return self.codecs["EntityKey"].encode(key)
+
+    async def _send(self, topic: Any, key: bytes | None, subject: str, value: Record) -> Any:
+        pending = await topic.send(key=key, value=self.codecs[subject].encode(value))
+        return await pending
+
+    async def command(self, command: Record) -> None:
+        """Send one planned command, keyed by its entity."""
+        await self._send(self._commands, self.key_of(command), "Command", command)
+        self.metrics.commands.labels(command["kind"]).inc()
+
+    async def outcome(
+        self,
+        command: Mapping[str, Any],
+        status: Status,
+        *,
+        receiver_id: str | None = None,
+        call: str | None = None,
+        user_type: str | None = None,
+        message: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        """Publish an outcome, wait for the broker, and apply it to the link table at once."""
+        entity = entity_of(command)
+        record = {
+            "outcome_id": str(uuid.uuid4()),
+            "command_id": command["command_id"],
+            "client_id": command["client_id"],
+            "club_id": command.get("club_id"),
+            "entity": str(entity),
+            "intouch_id": command["intouch_id"],
+            "version": command["version"],
+            "status": str(status),
+            "receiver_id": receiver_id,
+            "call": call,
+            "user_type": user_type,
+            "fingerprint": command["fingerprint"],
+            "message": None if message is None else str(message),
+            "attempts": attempts,
+            "occurred_at": utcnow(),
+        }
+        metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
+        self.links.apply(record, (metadata.partition, metadata.offset))
+        self.metrics.outcomes.labels(str(entity), str(status)).inc()
+
+    async def dead_letter(
+        self,
+        source: Source,
+        stage: str,
+        exc: BaseException,
+        *,
+        attempts: int,
+        client: str | None = None,
+    ) -> None:
+        """Keep the original record with the reason; the pipeline goes on."""
+        error = type(exc).__name__
+        log.warning(
+            "dead letter from %s[%d]@%d (%s): %s: %s",
+            source.topic, source.partition, source.offset, stage, error, exc,
+        )  # fmt: skip
+        record = {
+            "dead_letter_id": str(uuid.uuid4()),
+            "failed_at": utcnow(),
+            "stage": stage,
+            "source_topic": source.topic,
+            "source_partition": source.partition,
+            "source_offset": source.offset,
+            "key": source.key,
+            "value": source.value,
+            "headers": [{"key": k, "value": v} for k, v in source.headers],
+            "error_class": error,
+            "error_message": str(exc),
+            "attempts": attempts,
+            "client_id": client,
+        }
+        await self._send(self._dead_letters, source.key, "DeadLetter", record)
+        self.metrics.dead_letters.labels(stage, error).inc()

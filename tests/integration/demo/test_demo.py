@@ -1,0 +1,23 @@
+"""`connector demo`, the README's main job, end to end on the session broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from demo.worker import clean_env
+from tests.integration.harness import connector
+
+
+def test_the_demo_ends_with_no_mismatch(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = clean_env()
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONNECTOR_STATE_DIR=str(tmp_path))
+    result = connector(env, "demo", "--events", "800", "--seed", "7", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["mismatches"] == 0
+    assert summary["events"] == 800
+    assert summary["dlq"] == 0
+    assert 0 < summary["commands"] <= 800
+    assert summary["calls"] >= summary["links"] > 0
+    assert "mismatches" in result.stderr  # the summary table

@@ -1,0 +1,128 @@
+"""The planner's pure decisions: which command a change becomes, or why none."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from adapters.base import Capability as Cap
+from streams.core.model import EntityLink, UserLink
+from streams.core.planning import (
+    plan_lead_source_change,
+    plan_staff_change,
+    plan_user_change,
+    user_fingerprint,
+)
+from streams.exceptions import UnknownClubError
+
+NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+FULL = frozenset(Cap)
+CLUBS = {"7": "C7"}
+
+
+def user(**overrides: Any) -> dict[str, Any]:
+    event = {
+        "event_id": "e1", "occurred_at": NOW, "client_id": "100", "club_id": "7",
+        "intouch_id": "5001", "version": 1, "user_type": "PROSPECT", "status": "ACTIVE",
+        "first_name": "Pete", "last_name": "Prospect", "email": "pete@example.com",
+        "birthdate": None, "gender": None, "address1": None, "address2": None, "city": None,
+        "zipcode": None, "state": None, "country": None, "mobile_phone": None,
+        "home_phone": None, "work_phone": None, "company": None, "staff_owner_id": "1111",
+        "lead_source_id": "2222",
+    }  # fmt: skip
+    event.update(overrides)
+    return event
+
+
+def plan(event: dict[str, Any], caps: frozenset[Cap] = FULL, **links: Any) -> Any:
+    return plan_user_change(
+        event,
+        capabilities=caps,
+        clubs=CLUBS,
+        link=links.get("link"),
+        staff_link=links.get("staff"),
+        lead_source_link=links.get("source"),
+        last_sent=links.get("last_sent"),
+        now=NOW,
+    )
+
+
+def test_a_new_prospect_becomes_one_upsert_with_owner_and_lead_source() -> None:
+    result = plan(user(), staff=EntityLink("9999", 1, "f"), source=EntityLink("LS1", 1, "f"))
+    (command,) = result.commands
+    assert command["kind"] == "UPSERT_PROSPECT"
+    assert command["staff_owner_receiver_id"] == "9999"
+    assert command["lead_source_receiver_id"] == "LS1"
+    assert command["user"]["first_name"] == "Pete"
+
+
+def test_an_unlinked_owner_sends_the_prospect_without_owner() -> None:
+    (command,) = plan(user(), staff=EntityLink(None, 1, "f")).commands
+    assert command["staff_owner_receiver_id"] is None
+    (command,) = plan(user(), staff=None).commands
+    assert command["staff_owner_receiver_id"] is None
+
+
+def test_a_receiver_without_staff_owner_support_gets_no_owner() -> None:
+    caps = FULL - {Cap.STAFF_OWNER}
+    (command,) = plan(user(), caps, staff=EntityLink("9999", 1, "f")).commands
+    assert command["staff_owner_receiver_id"] is None
+
+
+def test_nothing_changed_since_the_last_command_is_a_no_op_and_stale_versions_drop() -> None:
+    fp = user_fingerprint(user(), None, None)
+    link = UserLink("R1", "PROSPECT", 1, fp)
+    skipped = plan(user(version=2), link=link, last_sent=fp).skipped
+    assert skipped == "no change the receiver would see"
+    assert plan(user(version=1, first_name="X"), link=link).skipped.startswith("stale")
+    assert plan(user(version=2, first_name="Peter"), link=link, last_sent=fp).commands
+
+
+def test_a_change_back_to_the_applied_state_is_sent_while_another_is_in_flight() -> None:
+    # Applied: v1 without owner. Planned, not yet applied: v2 with owner 9999.
+    # v3 drops the owner again: it equals what is applied, not what was last sent.
+    applied = user_fingerprint(user(), None, None)
+    in_flight = user_fingerprint(user(), "9999", None)
+    link = UserLink("R1", "PROSPECT", 1, applied)
+    (command,) = plan(user(version=3), link=link, last_sent=in_flight).commands
+    assert command["staff_owner_receiver_id"] is None
+
+
+def test_a_prospect_becoming_a_member_is_a_conversion() -> None:
+    link = UserLink("R1", "PROSPECT", 1, "old")
+    (command,) = plan(user(version=2, user_type="MEMBER"), link=link).commands
+    assert command["kind"] == "CONVERT_TO_MEMBER"
+    (command,) = plan(user(user_type="MEMBER")).commands
+    assert command["kind"] == "UPSERT_MEMBER"
+
+
+def test_an_unknown_club_is_refused() -> None:
+    with pytest.raises(UnknownClubError, match="club '8'"):
+        plan(user(club_id="8"))
+
+
+def test_capabilities_filter_what_is_planned() -> None:
+    no_prospects = FULL - {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}
+    assert plan(user(), no_prospects).skipped == "the receiver takes no prospects"
+    no_staff = FULL - {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}
+    staff = {**user(), "email": "a@b"}
+    assert plan_staff_change(
+        staff, capabilities=no_staff, link=None, last_sent=None, now=NOW
+    ).skipped
+    assert plan_staff_change(staff, capabilities=FULL, link=None, last_sent=None, now=NOW).commands
+
+
+def test_lead_source_renames_go_only_where_an_update_call_exists() -> None:
+    event = {"event_id": "e", "client_id": "100", "intouch_id": "2222", "version": 2,
+             "name": "Newspaper Ads", "club_id": None, "occurred_at": NOW}  # fmt: skip
+    linked = EntityLink("LS1", 1, "old-name")
+    assert plan_lead_source_change(
+        event, capabilities=FULL, link=linked, last_sent=None, now=NOW
+    ).commands
+    no_update = FULL - {Cap.LEAD_SOURCE_UPDATE}
+    skipped = plan_lead_source_change(
+        event, capabilities=no_update, link=linked, last_sent=None, now=NOW
+    )
+    assert skipped.skipped is not None and "no lead source update call" in skipped.skipped

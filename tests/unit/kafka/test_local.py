@@ -1,0 +1,73 @@
+"""The local broker's checks that need no broker: Java discovery, jar verification, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.exceptions import JavaNotFoundError, LocalKafkaError
+from streams.kafka.jars import java_executable, pinned_checksums, verify_jars
+from streams.kafka.local import LocalKafka
+from streams.settings import LocalKafkaSettings
+
+
+def test_missing_java_names_the_alternatives(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(JavaNotFoundError) as err:
+        java_executable()
+    assert "KAFKA_BOOTSTRAP_SERVERS" in str(err.value)
+    assert "deploy/docker-compose.yml" in str(err.value)
+
+
+def test_an_old_java_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "jdk" / "bin" / "java"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    with pytest.raises(JavaNotFoundError, match="Java 11"):
+        java_executable()
+
+
+def test_up_without_java_fails_before_touching_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    local = LocalKafka(LocalKafkaSettings(state_dir=tmp_path / "state", cache_dir=tmp_path / "c"))
+    with pytest.raises(JavaNotFoundError):
+        local.up()
+    assert not (tmp_path / "state").exists()
+
+
+def test_every_pinned_version_has_checksums_for_the_broker_jar() -> None:
+    for version in ("3.9.2", "4.1.1"):
+        sums = pinned_checksums(version)
+        assert f"kafka_2.13-{version}.jar" in sums
+        assert all(len(digest) == 64 for digest in sums.values())
+
+
+def test_an_unpinned_version_is_refused() -> None:
+    with pytest.raises(LocalKafkaError, match="no pinned checksums"):
+        pinned_checksums("0.0.1")
+
+
+def test_tampered_missing_and_extra_jars_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.jar").write_bytes(b"a")
+    (tmp_path / "extra.jar").write_bytes(b"x")
+    import hashlib
+
+    sums = {
+        "a.jar": hashlib.sha256(b"not a").hexdigest(),
+        "b.jar": hashlib.sha256(b"b").hexdigest(),
+    }
+    problems = verify_jars(tmp_path, sums)
+    assert any("a.jar: SHA-256" in p for p in problems)
+    assert "b.jar: missing" in problems
+    assert "extra.jar: not pinned" in problems
+    sums["a.jar"] = hashlib.sha256(b"a").hexdigest()
+    (tmp_path / "extra.jar").unlink()
+    (tmp_path / "b.jar").write_bytes(b"b")
+    assert verify_jars(tmp_path, sums) == []
