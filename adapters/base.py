@@ -79,6 +79,16 @@ class ReceiverStaff:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiverPerson:
+    """A prospect or member a lookup found, with what tells whose record it is."""
+
+    id: str
+    external_id: str | None = None
+    email: str | None = None
+    user_type: UserType | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiverLeadSource:
     """A lead source as the receiver holds it."""
 
@@ -88,7 +98,8 @@ class ReceiverLeadSource:
 
 class ReceiverClient(abc.ABC):
     """An async client for one tenant's receiver; every call absent from `capabilities`
-    raises `NotSupported` without touching the network."""
+    raises `NotSupported` without touching the network. Creating calls take an
+    `idempotency_key`, sent where the receiver honours one."""
 
     #: Registry name of the adapter (profile name for REST receivers), used in messages.
     name: str = "receiver"
@@ -100,7 +111,9 @@ class ReceiverClient(abc.ABC):
 
     # Prospects -------------------------------------------------------------------------------
 
-    async def create_prospect(self, club: ClubRef, person: Person) -> str:
+    async def create_prospect(
+        self, club: ClubRef, person: Person, *, idempotency_key: str | None = None
+    ) -> str:
         """Create a prospect; return its receiver ID."""
         raise NotSupported(Capability.PROSPECT_CREATE, self.name)
 
@@ -108,13 +121,22 @@ class ReceiverClient(abc.ABC):
         """Update the prospect with `receiver_id`."""
         raise NotSupported(Capability.PROSPECT_UPDATE, self.name)
 
-    async def save_prospect(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
+    async def save_prospect(
+        self,
+        club: ClubRef,
+        person: Person,
+        receiver_id: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Create or update a prospect in one call; return its receiver ID."""
         raise NotSupported(Capability.PROSPECT_SAVE, self.name)
 
     # Members ---------------------------------------------------------------------------------
 
-    async def create_member(self, club: ClubRef, person: Person) -> str:
+    async def create_member(
+        self, club: ClubRef, person: Person, *, idempotency_key: str | None = None
+    ) -> str:
         """Create a member; return its receiver ID."""
         raise NotSupported(Capability.MEMBER_CREATE, self.name)
 
@@ -122,11 +144,25 @@ class ReceiverClient(abc.ABC):
         """Update the member with `receiver_id`."""
         raise NotSupported(Capability.MEMBER_UPDATE, self.name)
 
-    async def save_member(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
+    async def save_member(
+        self,
+        club: ClubRef,
+        person: Person,
+        receiver_id: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Create or update a member in one call; return its receiver ID."""
         raise NotSupported(Capability.MEMBER_SAVE, self.name)
 
-    async def convert_prospect(self, club: ClubRef, receiver_id: str, person: Person) -> str:
+    async def convert_prospect(
+        self,
+        club: ClubRef,
+        receiver_id: str,
+        person: Person,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Turn a prospect into a member; return the member's receiver ID (may be the same)."""
         raise NotSupported(Capability.CONVERT_PROSPECT, self.name)
 
@@ -146,7 +182,7 @@ class ReceiverClient(abc.ABC):
         """Every lead source of the client."""
         raise NotSupported(Capability.LEAD_SOURCE_LIST, self.name)
 
-    async def create_lead_source(self, name: str) -> str:
+    async def create_lead_source(self, name: str, *, idempotency_key: str | None = None) -> str:
         """Create a lead source; return its receiver ID."""
         raise NotSupported(Capability.LEAD_SOURCE_CREATE, self.name)
 
@@ -156,9 +192,20 @@ class ReceiverClient(abc.ABC):
 
     # Reconciliation --------------------------------------------------------------------------
 
-    async def find_person(self, email: str | None, external_id: str | None) -> str | None:
-        """Receiver ID of a person matching the InTouch ID (`external_id`) or email, or None."""
+    async def find_people(self, email: str | None, external_id: str | None) -> list[ReceiverPerson]:
+        """People matching the InTouch ID (`external_id`) or the email; the caller decides
+        which, if any, is provably the one it looks for."""
         raise NotSupported(Capability.PERSON_LOOKUP, self.name)
+
+    @property
+    def stores_external_id(self) -> bool:
+        """Whether the receiver keeps our InTouch ID on its people (and lookups return it)."""
+        return False
+
+    @property
+    def takes_idempotency_keys(self) -> bool:
+        """Whether a repeated creating call with the same key is harmless to the receiver."""
+        return False
 
     # Lifecycle -------------------------------------------------------------------------------
 

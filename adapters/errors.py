@@ -2,7 +2,9 @@
 
 AdapterError
 ├── RetryableError(retry_after)   timeout, connection error, 429, 5xx: back off and retry
+│                                 (`maybe_applied`: the receiver may have done it anyway)
 ├── PermanentError(status)        the receiver refused the payload: dead-letter it
+│   ├── AlreadyExists(receiver_id) the profile says this answer means "it exists already"
 │   ├── ResponseShapeError        the response does not have the shape the profile describes
 │   └── ResponseTooLarge          the response body exceeded the configured byte limit
 ├── NotSupported(capability)      the receiver lacks this call: skip, never retry
@@ -12,7 +14,7 @@ AdapterError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adapters.base import Capability
@@ -25,20 +27,40 @@ class AdapterError(Exception):
 class RetryableError(AdapterError):
     """A transient failure; retry later, no sooner than `retry_after` seconds when it is set."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, maybe_applied: bool = True
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # False only when the request provably never ran (no connection, 429): a timeout or
+        # a 5xx leaves the outcome unknown, and a create may have happened.
+        self.maybe_applied = maybe_applied
 
 
 class PermanentError(AdapterError):
     """The receiver rejected the request for good; `status` and `receiver_message` say why."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, receiver_message: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        receiver_message: str | None = None,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.receiver_message = receiver_message
+        # The answer's JSON (never in the message: it may hold personal data).
+        self.body = body
+
+
+class AlreadyExists(PermanentError):
+    """A create was refused because the record exists; `receiver_id` names it when known."""
+
+    def __init__(self, message: str, *, status: int, receiver_id: str | None) -> None:
+        super().__init__(message, status=status)
+        self.receiver_id = receiver_id
 
 
 class ResponseShapeError(PermanentError):

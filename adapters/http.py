@@ -1,31 +1,27 @@
-"""The one HTTP edge of the adapters: pooled httpx client, auth, limits and error translation."""
+"""The one HTTP edge of the adapters: pooled httpx client, auth, timeouts and limits."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import email.utils
 import enum
 import json
 import logging
 import ssl
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from adapters.errors import (
-    AdapterError,
-    MisconfiguredError,
-    PermanentError,
-    ResponseShapeError,
-    ResponseTooLarge,
-    RetryableError,
+from adapters.errors import ResponseShapeError, ResponseTooLarge
+from adapters.http_errors import (
+    error_for_status,
+    json_or_none,
+    receiver_message,
+    translate_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -40,9 +36,6 @@ DEFAULT_KEEPALIVE_EXPIRY = 30.0
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 DEFAULT_API_KEY_HEADER = "X-Api-Key"
 USER_AGENT = "intouch-connector/0.1"
-
-# Longest receiver message kept in an exception; receivers sometimes echo whole payloads.
-_MAX_MESSAGE_CHARS = 500
 
 
 class TransportKind(enum.StrEnum):
@@ -157,83 +150,6 @@ def _transport_for(
     return httpx.AsyncHTTPTransport(verify=verify, limits=limits.as_httpx(), trust_env=False)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def _receiver_message(content: bytes) -> str:
-    """The human part of an error body: a JSON message/error/detail field, else the text."""
-    text = content.decode("utf-8", errors="replace").strip()
-    with contextlib.suppress(ValueError):
-        data = json.loads(text)
-        if isinstance(data, dict):
-            for key in ("message", "error", "detail", "errors", "title"):
-                if key in data:
-                    found = data[key]
-                    text = found if isinstance(found, str) else json.dumps(found)
-                    break
-    return text[:_MAX_MESSAGE_CHARS]
-
-
-def error_for_status(
-    what: str, status: int, headers: Mapping[str, str], message: str
-) -> AdapterError | None:
-    """The adapter error a response status means, or None for success."""
-    if 200 <= status < 300:
-        return None
-    text = f"{what}: HTTP {status}" + (f": {message}" if message else "")
-    if status in (401, 403, 407):
-        return MisconfiguredError(text, status=status)
-    if status in (408, 425, 429) or (status >= 500 and status != 501):
-        return RetryableError(text, retry_after=parse_retry_after(headers.get("retry-after")))
-    return PermanentError(text, status=status, receiver_message=message)
-
-
-def _caused_by_certificate(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-@contextlib.contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    """The single place where httpx/aiohttp exceptions become adapter errors."""
-    try:
-        yield
-    except AdapterError:
-        raise
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"{what}: timed out ({type(exc).__name__})") from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise MisconfiguredError(f"{what}: bad receiver URL ({exc})") from exc
-    except httpx.ConnectError as exc:
-        if _caused_by_certificate(exc):
-            raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
-        raise RetryableError(f"{what}: cannot connect ({exc})") from exc
-    except httpx.DecodingError as exc:
-        raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
-    except httpx.TooManyRedirects as exc:
-        raise PermanentError(f"{what}: too many redirects") from exc
-    except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
-        raise RetryableError(f"{what}: transport failed ({type(exc).__name__}: {exc})") from exc
-
-
 @dataclass(frozen=True, slots=True)
 class ReceiverResponse:
     """A successful response, its body already read within the byte limit."""
@@ -288,12 +204,15 @@ class ReceiverHttp:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ReceiverResponse:
         """Send one request; return the bounded body of a 2xx or raise an adapter error."""
         what = f"{method} {path}"
         started = time.perf_counter()
         with translate_errors(what):
-            async with self._client.stream(method, path, params=params, json=json_body) as response:
+            async with self._client.stream(
+                method, path, params=params, json=json_body, headers=headers
+            ) as response:
                 content, truncated = await self._read_bounded(response)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed_ms)
@@ -301,7 +220,8 @@ class ReceiverHttp:
                     what,
                     response.status_code,
                     response.headers,
-                    self._redact(_receiver_message(content)),
+                    self._redact(receiver_message(content)),
+                    body=None if response.is_success else json_or_none(content),
                 )
                 if error is not None:
                     raise error

@@ -112,6 +112,21 @@ class CallSpec(BaseModel):
     not_found_status: list[int] = Field(
         default_factory=list, description="Statuses a lookup answers with when nothing matches."
     )
+    external_id_key: str | None = Field(
+        default=None,
+        description="find_person: the key holding our InTouch ID in each person found; "
+        "unset means the receiver stores no external ID.",
+    )
+    type_key: str | None = Field(
+        default=None, description="find_person: the key saying prospect or member."
+    )
+    exists_status: list[int] = Field(
+        default_factory=list,
+        description="Statuses that mean 'this exists already' (e.g. 409) on a creating call.",
+    )
+    exists_id_path: str | None = Field(
+        default=None, description="Dotted path to the existing record's ID in such an answer."
+    )
 
     def placeholders(self) -> set[str]:
         """Every placeholder used by the path and the query templates."""
@@ -154,6 +169,10 @@ class ReceiverProfile(BaseModel):
     description: str = ""
     auth: list[AuthKind] = Field(default_factory=lambda: list[AuthKind](["none"]), min_length=1)
     api_key_header: str | None = None
+    idempotency_key_header: str | None = Field(
+        default=None,
+        description="Header carrying an idempotency key on creating calls, where honoured.",
+    )
     calls: Calls
 
     @model_validator(mode="after")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -17,95 +15,22 @@ from adapters.base import (
     Person,
     ReceiverClient,
     ReceiverLeadSource,
+    ReceiverPerson,
     ReceiverStaff,
 )
 from adapters.config import ReceiverConfig
-from adapters.errors import MisconfiguredError, NotSupported, PermanentError, ResponseShapeError
+from adapters.errors import (
+    AlreadyExists,
+    MisconfiguredError,
+    NotSupported,
+    PermanentError,
+    ResponseShapeError,
+)
 from adapters.http import AuthConfig, ReceiverHttp
-from adapters.profile import CALL_KINDS, PLACEHOLDER, CallSpec, FieldMap, ReceiverProfile
+from adapters.profile import CALL_KINDS, CallSpec, ReceiverProfile
+from adapters.rendering import as_id, dig, optional_text, render_body, render_path, render_query
 
 log = logging.getLogger(__name__)
-
-Values = Mapping[str, Any]
-
-
-def render_path(template: str, values: Values, what: str) -> str:
-    """Fill `{placeholders}` with URL-quoted values; a missing value is a permanent error."""
-
-    def fill(match: Any) -> str:
-        value = values.get(match.group(1))
-        if value is None:
-            raise PermanentError(f"{what}: no value for {{{match.group(1)}}} in the path")
-        return quote(str(value), safe="")
-
-    return PLACEHOLDER.sub(fill, template)
-
-
-def render_query(query: Mapping[str, str], values: Values) -> dict[str, str]:
-    """Query parameters whose placeholders all have values; the others are left out."""
-    params: dict[str, str] = {}
-    for name, template in query.items():
-        wanted = PLACEHOLDER.findall(template)
-        if any(values.get(key) is None for key in wanted):
-            continue
-        params[name] = PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
-    return params
-
-
-def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[leaf] = value
-
-
-def _wire(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
-def render_body(spec: CallSpec, values: Values) -> dict[str, Any]:
-    """The JSON body: our values under the receiver's keys, plus the profile's constants."""
-    body: dict[str, Any] = {}
-    for dotted, constant in spec.static.items():
-        _put(body, dotted, constant)
-    for ours, mapping in spec.body.items():
-        value = _wire(values.get(ours))
-        if value is None and spec.omit_none:
-            continue
-        if isinstance(mapping, FieldMap):
-            target = mapping.to
-            if isinstance(value, str):
-                value = mapping.values.get(value, value)
-        else:
-            target = mapping
-        _put(body, target, value)
-    return body
-
-
-def dig(data: Any, dotted: str) -> Any:
-    """The value at a dotted path ('' is the root); None where the path does not exist."""
-    if not dotted:
-        return data
-    for part in dotted.split("."):
-        if isinstance(data, Mapping):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
-
-
-def _as_id(value: Any, what: str, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise ResponseShapeError(f"{what}: no receiver ID at {where!r} in the response")
-    return str(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def person_values(person: Person) -> dict[str, Any]:
@@ -163,20 +88,47 @@ class RestReceiverClient(ReceiverClient):
             raise NotSupported(CALL_KINDS[call].capability, self.name)
         return spec
 
-    async def _send(self, call: str, values: dict[str, Any]) -> tuple[CallSpec, Any, str]:
+    @property
+    def stores_external_id(self) -> bool:
+        lookup = self._profile.calls.find_person
+        return lookup is not None and lookup.external_id_key is not None
+
+    @property
+    def takes_idempotency_keys(self) -> bool:
+        return self._profile.idempotency_key_header is not None
+
+    async def _send(
+        self, call: str, values: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[CallSpec, Any, str]:
         spec = self._spec(call)
         values = {"client_id": self._client_id, **values}
         what = f"{self.name}.{call}"
         path = render_path(spec.path, values, what)
         params = render_query(spec.query, values)
         body = render_body(spec, values) if spec.method != "GET" else None
-        response = await self._http.request(spec.method, path, params=params, json_body=body)
+        header = self._profile.idempotency_key_header
+        headers = {header: idempotency_key} if header and idempotency_key else None
+        try:
+            response = await self._http.request(
+                spec.method, path, params=params, json_body=body, headers=headers
+            )
+        except PermanentError as exc:
+            if exc.status is None or exc.status not in spec.exists_status:
+                raise
+            found = dig(exc.body, spec.exists_id_path) if spec.exists_id_path else None
+            raise AlreadyExists(
+                str(exc),
+                status=exc.status,
+                receiver_id=None if found is None else as_id(found, what, "exists_id_path"),
+            ) from exc
         return spec, response.json(f"{what} {spec.method} {path}"), what
 
-    async def _send_for_id(self, call: str, values: dict[str, Any]) -> str:
-        spec, data, what = await self._send(call, values)
+    async def _send_for_id(
+        self, call: str, values: dict[str, Any], idempotency_key: str | None = None
+    ) -> str:
+        spec, data, what = await self._send(call, values, idempotency_key)
         assert spec.id_path is not None  # guaranteed by profile validation
-        return _as_id(dig(data, spec.id_path), what, spec.id_path)
+        return as_id(dig(data, spec.id_path), what, spec.id_path)
 
     async def _send_for_items(self, call: str, values: dict[str, Any]) -> list[Mapping[str, Any]]:
         try:
@@ -206,35 +158,65 @@ class RestReceiverClient(ReceiverClient):
 
     # Prospects and members -------------------------------------------------------------------
 
-    async def create_prospect(self, club: ClubRef, person: Person) -> str:
-        return await self._send_for_id("create_prospect", self._person(club, person, None))
+    async def create_prospect(
+        self, club: ClubRef, person: Person, *, idempotency_key: str | None = None
+    ) -> str:
+        values = self._person(club, person, None)
+        return await self._send_for_id("create_prospect", values, idempotency_key)
 
     async def update_prospect(self, club: ClubRef, receiver_id: str, person: Person) -> None:
         await self._send("update_prospect", self._person(club, person, receiver_id))
 
-    async def save_prospect(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
-        return await self._send_for_id("save_prospect", self._person(club, person, receiver_id))
+    async def save_prospect(
+        self,
+        club: ClubRef,
+        person: Person,
+        receiver_id: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        values = self._person(club, person, receiver_id)
+        return await self._send_for_id("save_prospect", values, idempotency_key)
 
-    async def create_member(self, club: ClubRef, person: Person) -> str:
-        return await self._send_for_id("create_member", self._person(club, person, None))
+    async def create_member(
+        self, club: ClubRef, person: Person, *, idempotency_key: str | None = None
+    ) -> str:
+        values = self._person(club, person, None)
+        return await self._send_for_id("create_member", values, idempotency_key)
 
     async def update_member(self, club: ClubRef, receiver_id: str, person: Person) -> None:
         await self._send("update_member", self._person(club, person, receiver_id))
 
-    async def save_member(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
-        return await self._send_for_id("save_member", self._person(club, person, receiver_id))
+    async def save_member(
+        self,
+        club: ClubRef,
+        person: Person,
+        receiver_id: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        values = self._person(club, person, receiver_id)
+        return await self._send_for_id("save_member", values, idempotency_key)
 
-    async def convert_prospect(self, club: ClubRef, receiver_id: str, person: Person) -> str:
-        return await self._send_for_id("convert_prospect", self._person(club, person, receiver_id))
+    async def convert_prospect(
+        self,
+        club: ClubRef,
+        receiver_id: str,
+        person: Person,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        values = self._person(club, person, receiver_id)
+        return await self._send_for_id("convert_prospect", values, idempotency_key)
 
     # Staff -----------------------------------------------------------------------------------
 
     def _staff(self, call: str, item: Mapping[str, Any]) -> ReceiverStaff:
         spec = self._spec(call)
         return ReceiverStaff(
-            id=_as_id(item.get(spec.id_key), f"{self.name}.{call}", spec.id_key),
-            email=_optional_text(item.get(spec.email_key)),
-            name=_optional_text(item.get(spec.name_key)),
+            id=as_id(item.get(spec.id_key), f"{self.name}.{call}", spec.id_key),
+            email=optional_text(item.get(spec.email_key)),
+            name=optional_text(item.get(spec.name_key)),
         )
 
     async def list_staff(self, club: ClubRef | None) -> list[ReceiverStaff]:
@@ -262,30 +244,44 @@ class RestReceiverClient(ReceiverClient):
         items = await self._send_for_items("list_lead_sources", {})
         return [
             ReceiverLeadSource(
-                id=_as_id(item.get(spec.id_key), what, spec.id_key),
+                id=as_id(item.get(spec.id_key), what, spec.id_key),
                 name=str(item.get(spec.name_key) or ""),
             )
             for item in items
         ]
 
-    async def create_lead_source(self, name: str) -> str:
-        return await self._send_for_id("create_lead_source", {"name": name})
+    async def create_lead_source(self, name: str, *, idempotency_key: str | None = None) -> str:
+        return await self._send_for_id("create_lead_source", {"name": name}, idempotency_key)
 
     async def update_lead_source(self, receiver_id: str, name: str) -> None:
         await self._send("update_lead_source", {"receiver_id": receiver_id, "name": name})
 
     # Reconciliation --------------------------------------------------------------------------
 
-    async def find_person(self, email: str | None, external_id: str | None) -> str | None:
+    async def find_people(self, email: str | None, external_id: str | None) -> list[ReceiverPerson]:
         if email is None and external_id is None:
-            raise ValueError("find_person needs an email or an external ID")
+            raise ValueError("find_people needs an email or an external ID")
         spec = self._spec("find_person")
+        what = f"{self.name}.find_person"
         items = await self._send_for_items(
             "find_person", {"email": email, "external_id": external_id}
         )
-        if not items:
-            return None
-        return _as_id(items[0].get(spec.id_key), f"{self.name}.find_person", spec.id_key)
+        people = []
+        for item in items:
+            kind = item.get(spec.type_key) if spec.type_key else None
+            people.append(
+                ReceiverPerson(
+                    id=as_id(item.get(spec.id_key), what, spec.id_key),
+                    external_id=(
+                        optional_text(item.get(spec.external_id_key))
+                        if spec.external_id_key
+                        else None
+                    ),
+                    email=optional_text(item.get(spec.email_key)),
+                    user_type=kind if kind in ("prospect", "member") else None,
+                )
+            )
+        return people
 
     async def aclose(self) -> None:
         await self._http.aclose()

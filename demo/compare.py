@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.profile import FieldMap, ReceiverProfile
-from adapters.rest import dig
+from adapters.rendering import dig
 from demo.oracle import PERSON_FIELDS, ExpectedPerson, ExpectedState, PersonKind, profile_named
 from streams.core.matching import normalize_email
 

@@ -11,10 +11,13 @@ ConnectorError
 │   └── RecordEncodeError         a value does not fit its schema (a bug: fail loudly)
 ├── SchemaRegistryError           the schema registry could not be reached or refused
 ├── KafkaClientError              a Kafka call failed: broker unreachable, topic missing
-│   └── KafkaTimeoutError         the broker did not answer, or a reader did not catch up
+│   ├── KafkaTimeoutError         the broker did not answer, or a reader did not catch up
+│   └── PublishError              an outcome or dead letter could not be written: stop
+├── OutcomeUnknownError           a creating call's outcome is unknown and cannot be checked
 ├── PlanningError                 a change or command cannot be carried out: dead-letter it
 │   ├── UnknownTenantError        the event's client is not turned up
-│   └── UnknownClubError          the event's club is not in the tenant's turn-up
+│   ├── UnknownClubError          the event's club is not in the tenant's turn-up
+│   └── IdentityConflictError     a receiver record is, or may be, another entity's
 ├── RetriesExhaustedError         a retryable receiver error outlasted the retry limits
 └── LocalKafkaError               the local broker could not be installed or started
     └── JavaNotFoundError         no Java 17+ runtime to run it
@@ -73,6 +76,16 @@ class KafkaTimeoutError(KafkaClientError, TimeoutError):
     """The broker did not answer in time, or a reader did not catch up with a topic."""
 
 
+class PublishError(KafkaClientError):
+    """An outcome or dead letter could not be written in time; the worker must stop (its
+    unacknowledged commands come back after a restart) rather than lose or skip it."""
+
+
+class OutcomeUnknownError(ConnectorError):
+    """A creating call may have happened, and the receiver has no way to tell: repeating it
+    could make a duplicate, so a person must look."""
+
+
 class PlanningError(ConnectorError):
     """A change or command cannot be carried out as it is (dead-letter it with this reason)."""
 
@@ -83,6 +96,11 @@ class UnknownTenantError(PlanningError):
 
 class UnknownClubError(PlanningError):
     """The event's club is not in the tenant's turn-up."""
+
+
+class IdentityConflictError(PlanningError):
+    """Linking would tie a receiver record to a second InTouch entity, or the lookup cannot
+    tell which record is ours."""
 
 
 class RetriesExhaustedError(ConnectorError):

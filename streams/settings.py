@@ -150,6 +150,21 @@ class PipelineSettings(BaseSettings):
         default=200_000, ge=0, description="Entities whose last planned fingerprint is kept."
     )
     staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
+    receiver_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds a receiver call may take to answer (read timeout)."
+    )
+    reconcile_grace: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds past a call's timeout that a receiver may still apply it: an "
+        "unknown outcome is looked up only after the timeout and this grace.",
+    )
+    publish_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds to keep retrying an outcome or dead-letter write before the "
+        "worker stops (exit 75) rather than lose or skip it.",
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )

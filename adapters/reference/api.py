@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from aiohttp import web
@@ -13,9 +13,16 @@ from adapters.reference.store import ReceiverStore, Rejection
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str, **headers: str) -> web.Response:
-    """The receiver's JSON error answer."""
-    return web.json_response({"error": message}, status=status, headers=headers)
+def error_response(
+    status: int,
+    message: str,
+    *,
+    details: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """The receiver's JSON error answer; `details` adds fields (e.g. `existingId`)."""
+    body = {"error": message, **(details or {})}
+    return web.json_response(body, status=status, headers=dict(headers or {}))
 
 
 async def json_body(request: web.Request) -> Any:

@@ -24,6 +24,9 @@ class ReceiverMode(enum.StrEnum):
     NO_STAFF = "no-staff"
     STAFF_BY_EMAIL_ONLY = "staff-by-email-only"
     NO_LEAD_SOURCE_UPDATE = "no-lead-source-update"
+    NO_CONVERT = "no-convert"
+    NO_EXTERNAL_ID = "no-external-id"
+    IDEMPOTENT = "idempotent"
 
     @property
     def profile_name(self) -> str:
@@ -57,6 +60,11 @@ MODE_ABSENT_ROUTES: dict[ReceiverMode, frozenset[str]] = {
     ReceiverMode.NO_STAFF: frozenset({"list_staff", "staff_by_email"}),
     ReceiverMode.STAFF_BY_EMAIL_ONLY: frozenset({"list_staff"}),
     ReceiverMode.NO_LEAD_SOURCE_UPDATE: frozenset({"update_lead_source"}),
+    ReceiverMode.NO_CONVERT: frozenset({"convert_prospect"}),
+    # Every call; its profile sends no external ID, so people are found by email only.
+    ReceiverMode.NO_EXTERNAL_ID: frozenset(),
+    # No lookup: a repeated create is made harmless by its idempotency key alone.
+    ReceiverMode.IDEMPOTENT: frozenset({"find_person"}),
 }
 
 

@@ -23,6 +23,20 @@ class FaultSpec(BaseModel):
     retry_after_s: float = Field(default=1.0, ge=0, description="Retry-After sent with 429s.")
     timeout_rate: float = Field(default=0.0, ge=0, le=1, description="Share left hanging.")
     hang_s: float = Field(default=30.0, gt=0, description="How long a hanging request hangs.")
+    apply_then_timeout_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share applied, then answered only after hang_s."
+    )
+    late_apply_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share held late_apply_s, then applied."
+    )
+    late_apply_s: float = Field(
+        default=5.0, ge=0, description="How long a late apply waits (past the caller's timeout)."
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many faulty answers; then every request passes.",
+    )
 
 
 NO_FAULTS = FaultSpec()
@@ -33,7 +47,7 @@ class FaultDecision:
     """What to do to one request, drawn once from the plan."""
 
     delay_s: float
-    action: Literal["pass", "error", "throttle", "hang", "outage"]
+    action: Literal["pass", "error", "throttle", "hang", "outage", "apply_then_hang", "late_apply"]
     status: int = 200
     retry_after_s: float | None = None
     hang_s: float = 0.0
@@ -53,11 +67,13 @@ class FaultPlan:
         self.routes = dict(routes or {})
         self.outage_until: float | None = None
         self._random = random.Random(seed)
+        self._faulted: dict[str, int] = {}
 
     def replace(self, default: FaultSpec, routes: dict[str, FaultSpec]) -> None:
         """Swap every spec at once; an outage in progress carries on."""
         self.default = default
         self.routes = dict(routes)
+        self._faulted.clear()
 
     def clear(self) -> None:
         """No faults, no outage."""
@@ -80,6 +96,15 @@ class FaultPlan:
         if remaining > 0:
             return FaultDecision(0.0, "outage", 503, retry_after_s=remaining)
         spec = self.routes.get(route, self.default)
+        decision = self._draw(spec)
+        if decision.action != "pass" and spec.limit is not None:
+            key = route if route in self.routes else "*"
+            if self._faulted.get(key, 0) >= spec.limit:
+                return FaultDecision(decision.delay_s, "pass")
+            self._faulted[key] = self._faulted.get(key, 0) + 1
+        return decision
+
+    def _draw(self, spec: FaultSpec) -> FaultDecision:
         delay = spec.latency_ms / 1000
         if spec.jitter_ms:
             delay += self._random.uniform(0, spec.jitter_ms) / 1000
@@ -87,6 +112,12 @@ class FaultPlan:
         if draw < spec.timeout_rate:
             return FaultDecision(delay, "hang", hang_s=spec.hang_s)
         draw -= spec.timeout_rate
+        if draw < spec.apply_then_timeout_rate:
+            return FaultDecision(delay, "apply_then_hang", hang_s=spec.hang_s)
+        draw -= spec.apply_then_timeout_rate
+        if draw < spec.late_apply_rate:
+            return FaultDecision(delay, "late_apply", hang_s=spec.late_apply_s)
+        draw -= spec.late_apply_rate
         if draw < spec.throttle_rate:
             return FaultDecision(delay, "throttle", 429, retry_after_s=spec.retry_after_s)
         draw -= spec.throttle_rate

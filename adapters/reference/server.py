@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,6 +21,9 @@ from adapters.reference.api import ApiHandlers, Handler, error_response
 from adapters.reference.config import MODE_ABSENT_ROUTES, ROUTES, ReceiverMode, ReferenceConfig
 from adapters.reference.faults import FaultPlan
 from adapters.reference.store import ReceiverStore, Rejection
+
+#: Header a caller sets to make a creating POST safe to repeat (as payment APIs do).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class ReferenceReceiver:
@@ -33,6 +37,11 @@ class ReferenceReceiver:
         )
         self.faults = FaultPlan(self.config.faults, self.config.route_faults, seed=self.config.seed)
         self.calls = CallLog.empty()
+        #: API requests not done yet: a late apply counts until it has landed; a request
+        #: applied and then held (apply-then-time-out) no longer does.
+        self.in_flight = 0
+        # (route, path, Idempotency-Key) -> the first answer's status and body.
+        self._idempotent: dict[tuple[str, str, str], tuple[int, bytes]] = {}
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -103,6 +112,7 @@ class ReferenceReceiver:
         """Forget people, staff, lead sources, calls and faults."""
         self.store.reset()
         self.calls = CallLog.empty()
+        self._idempotent.clear()
         self.faults.clear()
 
     def state(self) -> dict[str, Any]:
@@ -133,12 +143,31 @@ class ReferenceReceiver:
         return response
 
     async def _api_call(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.in_flight += 1
+        done = False
+
+        def settled() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.in_flight -= 1
+
+        try:
+            return await self._faulty_call(request, handler, settled)
+        finally:
+            settled()
+
+    async def _faulty_call(
+        self, request: web.Request, handler: Handler, settled: Callable[[], None]
+    ) -> web.StreamResponse:
         route = request.match_info.route.name or "unmatched"
         decision = self.faults.decide(route)
         if decision.action == "outage":
-            return error_response(503, "down for maintenance", **{"Retry-After": "1"})
+            return error_response(503, "down for maintenance", headers={"Retry-After": "1"})
         if not self._authorized(request):
-            return error_response(401, "unauthorized", **{"WWW-Authenticate": self._challenge()})
+            return error_response(
+                401, "unauthorized", headers={"WWW-Authenticate": self._challenge()}
+            )
         if decision.delay_s:
             await self._pause(decision.delay_s)
         if decision.action == "hang":
@@ -146,7 +175,7 @@ class ReferenceReceiver:
             return error_response(504, "gave up")
         if decision.action == "throttle":
             retry_after = f"{decision.retry_after_s:g}"
-            return error_response(429, "slow down", **{"Retry-After": retry_after})
+            return error_response(429, "slow down", headers={"Retry-After": retry_after})
         if decision.action == "error":
             return error_response(decision.status, "injected failure")
         if route == "unmatched":
@@ -155,10 +184,37 @@ class ReferenceReceiver:
             except web.HTTPException as missing:
                 # A call this mode lacks: aiohttp's own 404/405, answered as JSON like the rest.
                 return error_response(missing.status, missing.reason)
+        if decision.action == "late_apply":
+            # The caller gives up first; the change still lands afterwards (the body is read
+            # now, while the connection is open, as a real server would have it buffered).
+            await request.read()
+            await self._pause(decision.hang_s)
+            return await self._apply(request, route, handler)
+        response = await self._apply(request, route, handler)
+        if decision.action == "apply_then_hang":
+            # Done, but the answer never reaches a caller with a shorter timeout.
+            settled()
+            await self._pause(decision.hang_s)
+        return response
+
+    async def _apply(
+        self, request: web.Request, route: str, handler: Handler
+    ) -> web.StreamResponse:
+        """Run the handler once per idempotency key: a repeat gets the first answer back."""
+        key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
+        if key is not None:
+            remembered = self._idempotent.get((route, request.path, key))
+            if remembered is not None:
+                status, body = remembered
+                return web.Response(status=status, body=body, content_type="application/json")
         try:
-            return await handler(request)
+            response = await handler(request)
         except Rejection as rejection:
-            return error_response(rejection.status, rejection.message)
+            return error_response(rejection.status, rejection.message, details=rejection.details)
+        if key is not None and isinstance(response, web.Response) and response.status < 300:
+            body = response.body if isinstance(response.body, bytes) else b""
+            self._idempotent[(route, request.path, key)] = (response.status, body)
+        return response
 
     async def _pause(self, seconds: float) -> None:
         # Waiting on the closing event lets shutdown release hanging requests at once.

@@ -20,10 +20,11 @@ _PHONE_FIELDS = ("mobile", "home", "work")
 class Rejection(Exception):
     """The receiver refuses a request with this HTTP status and message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **details: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.details = details
 
 
 @dataclass
@@ -293,7 +294,11 @@ class ReceiverStore:
             raise Rejection(422, "name is required")
         for source in client.lead_sources.values():
             if source["id"] != exclude and source["name"].casefold() == name.casefold():
-                raise Rejection(409, f"lead source {name!r} already exists as {source['id']}")
+                raise Rejection(
+                    409,
+                    f"lead source {name!r} already exists as {source['id']}",
+                    existingId=source["id"],
+                )
         return name
 
     def create_lead_source(self, client_id: str, body: Any) -> dict[str, Any]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Capability as Cap
-from adapters.base import Person
+from adapters.base import Person, ReceiverPerson
 from streams.core.matching import normalize_email
-from streams.core.model import PERSON_FIELDS, EntityLink, UserLink, is_stale
+from streams.core.model import PERSON_FIELDS, EntityLink, Pending, UserLink, is_stale
 from streams.exceptions import PlanningError
 
 
@@ -54,14 +55,93 @@ def skip_user_command(command: Mapping[str, Any], link: UserLink | None) -> Skip
     return None
 
 
-def must_reconcile(link: UserLink | None, capabilities: frozenset[Cap]) -> bool:
-    """A create was started and never settled (crash, timeout): look before creating again."""
+def must_reconcile(link: UserLink | EntityLink | None) -> bool:
+    """A creating call started and never settled (crash, timeout, lost answer): its outcome
+    is unknown, so the receiver is asked before anything is created again."""
+    return link is not None and link.pending is not None
+
+
+def settle_delay(pending: Pending, now: float, window: float) -> float:
+    """Seconds to wait before a lookup can be trusted: the unsettled call may still land up to
+    `window` (the call's timeout and a grace) after it started."""
+    return max(0.0, pending.at + window - now)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What a reconcile lookup proved: the receiver ID that is ours, or a problem to show."""
+
+    receiver_id: str | None = None
+    problem: str | None = None
+
+
+def reconcile_person(
+    candidates: Sequence[ReceiverPerson],
+    intouch_id: str,
+    target: str,
+    *,
+    stores_external_id: bool,
+    owner_of: Callable[[str], str | None],
+    known: str | None = None,
+) -> Reconciled:
+    """The one candidate that is provably InTouch user `intouch_id`'s `target` record.
+
+    Where the receiver keeps our ID, only a record carrying it counts; where it does not, a
+    record linked to no other user counts, and only when it is the one such candidate. Two
+    candidates, or one linked to someone else, is a problem, never a link. `known` is the
+    prospect record this user is linked to; while converting, it is not the member sought.
+    """
+    kind = target.lower()
+
+    def may_be_ours(person: ReceiverPerson) -> bool:
+        if person.user_type is not None and person.user_type != kind:
+            return False
+        if person.user_type is None and known is not None and person.id == known:
+            return False  # untyped, and the very prospect we are converting away from
+        if stores_external_id:
+            return person.external_id == intouch_id
+        return owner_of(person.id) in (None, intouch_id)
+
+    ours = [p for p in candidates if may_be_ours(p)]
+    if not ours:
+        return Reconciled()
+    if len(ours) > 1:
+        ids = ", ".join(sorted(p.id for p in ours))
+        return Reconciled(
+            problem=f"{len(ours)} receiver {kind}s could be InTouch user {intouch_id} "
+            f"({ids}); linking none"
+        )
+    found = ours[0].id
+    problem = identity_problem(found, intouch_id, owner_of(found))
+    return Reconciled(problem=problem) if problem else Reconciled(found)
+
+
+def identity_problem(receiver_id: str, intouch_id: str, owner: str | None) -> str | None:
+    """A receiver record is linked to at most one InTouch entity: the problem when `owner`,
+    the entity it is linked to, is another one."""
+    if owner is None or owner == intouch_id:
+        return None
     return (
-        link is not None
-        and link.receiver_id is None
-        and link.pending_create
-        and Cap.PERSON_LOOKUP in capabilities
+        f"receiver record {receiver_id} is linked to InTouch user {owner}; "
+        f"not linking it to {intouch_id} too"
     )
+
+
+def marks_pending(call: UserCall, receiver_id: str | None) -> bool:
+    """Whether the call may create a record (a new prospect or member, or the member of a
+    conversion), and so needs a durable pending marker before it starts."""
+    return creates(call, receiver_id) or call is UserCall.CONVERT
+
+
+def may_repeat_blind(call: UserCall, takes_idempotency_keys: bool) -> bool:
+    """After an unknown outcome, with no lookup to ask: only a save (an upsert) or a call the
+    receiver deduplicates by key is safe to send again."""
+    return takes_idempotency_keys or call in (UserCall.SAVE_PROSPECT, UserCall.SAVE_MEMBER)
+
+
+def idempotency_key(command: Mapping[str, Any], call: str) -> str:
+    """The same for every attempt of one command's call, and only for that."""
+    return hashlib.sha256(f"{command['command_id']}/{call}".encode()).hexdigest()[:32]
 
 
 def decide_user_call(

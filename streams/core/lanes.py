@@ -57,16 +57,26 @@ class KeyedLanes(Generic[T]):
         max_in_flight: int,
         run: Callable[[T], Awaitable[None]],
         on_done: Callable[[T], Awaitable[None]],
+        on_error: Callable[[BaseException], None] = lambda _: None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._run = run
         self._on_done = on_done
+        self._on_error = on_error
         self._lanes: dict[bytes, deque[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: BaseException | None = None
 
     async def submit(self, key: bytes, item: T) -> None:
-        """Queue `item` behind earlier items of `key`; waits while the in-flight bound is full."""
+        """Queue `item` behind earlier items of `key`; waits while the in-flight bound is full.
+
+        After a lane failed, nothing more runs (a later item of its key would overtake the
+        failed one): `submit` raises the failure.
+        """
         await self._slots.acquire()
+        if self._failed is not None:
+            self._slots.release()
+            raise self._failed
         lane = self._lanes.get(key)
         if lane is not None:
             lane.append(item)
@@ -78,20 +88,23 @@ class KeyedLanes(Generic[T]):
 
     async def _drain(self, key: bytes) -> None:
         lane = self._lanes[key]
-        while lane:
+        while lane and self._failed is None:
             item = lane[0]
             try:
                 await self._run(item)
-            except Exception:
-                # `run` handles its own errors; this is a bug, and the item stays unacked.
-                log.exception("sink lane %s failed; its item will be redelivered", key.hex())
-                lane.clear()
-                del self._lanes[key]
-                self._slots.release()
-                raise
+            except Exception as exc:
+                # `run` handles what it can; what escapes it (an outcome that cannot be
+                # written) must stop the worker: neither this item nor those queued behind it
+                # is done, so none is acked and all come back after a restart.
+                log.error("sink lane %s stopped: %s: %s", key.hex(), type(exc).__name__, exc)
+                self._failed = exc
+                self._on_error(exc)
+                break
             lane.popleft()
             self._slots.release()
             await self._on_done(item)
+        for _ in lane:  # left behind by a failure: not done, not acked
+            self._slots.release()
         del self._lanes[key]
 
     async def close(self) -> None:

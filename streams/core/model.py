@@ -48,6 +48,7 @@ class Status(enum.StrEnum):
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
     UNLINKED = "UNLINKED"
+    UNKNOWN = "UNKNOWN"
 
 
 #: Outcomes that settle a link: its receiver ID (none for UNLINKED), version and fingerprint.
@@ -65,6 +66,16 @@ def entity_of(record: Mapping[str, Any]) -> Entity:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A creating call (create, save, convert) that started and has not settled: its
+    outcome is unknown until a later attempt reconciles it with the receiver."""
+
+    call: str
+    #: When the call started (epoch seconds): a late apply can land up to its timeout later.
+    at: float
+
+
+@dataclass(frozen=True)
 class UserLink:
     """What the link table knows of one user in one receiver."""
 
@@ -72,7 +83,7 @@ class UserLink:
     user_type: str | None = None
     version: int = -1
     fingerprint: str | None = None
-    pending_create: bool = False
+    pending: Pending | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class EntityLink:
     receiver_id: str | None
     version: int
     fingerprint: str | None
+    pending: Pending | None = None
 
 
 def is_stale(version: int, link: UserLink | EntityLink | None) -> bool:

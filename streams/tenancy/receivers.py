@@ -11,14 +11,16 @@ from pydantic import ValidationError
 from adapters.base import ReceiverClient
 from adapters.config import ReceiverConfig
 from adapters.errors import MisconfiguredError
-from adapters.http import AuthConfig
+from adapters.http import DEFAULT_TIMEOUTS, AuthConfig, Timeouts
 from adapters.registry import create_adapter
 from streams.exceptions import TurnupError
 from streams.tenancy.secrets import SecretResolver
 from streams.tenancy.tenant import AUTH_OPTION, Tenant, auth_kind_for
 
 
-def receiver_config_for(tenant: Tenant, resolver: SecretResolver) -> ReceiverConfig:
+def receiver_config_for(
+    tenant: Tenant, resolver: SecretResolver, timeouts: Timeouts = DEFAULT_TIMEOUTS
+) -> ReceiverConfig:
     """The adapter config of a tenant, its secret resolved now (env or secret file)."""
     connection = tenant.connection
     if connection is None:
@@ -42,6 +44,7 @@ def receiver_config_for(tenant: Tenant, resolver: SecretResolver) -> ReceiverCon
                 secret=secret,
             ),
             options={k: v for k, v in tenant.options.items() if k != AUTH_OPTION},
+            timeouts=timeouts,
         )
     except ValidationError as exc:
         # Messages only: pydantic's text repeats the inputs.
@@ -51,9 +54,11 @@ def receiver_config_for(tenant: Tenant, resolver: SecretResolver) -> ReceiverCon
         raise TurnupError(f"client {tenant.client_id}: {problems}") from None
 
 
-def open_receiver(tenant: Tenant, resolver: SecretResolver) -> ReceiverClient:
+def open_receiver(
+    tenant: Tenant, resolver: SecretResolver, timeouts: Timeouts = DEFAULT_TIMEOUTS
+) -> ReceiverClient:
     """The tenant's receiver client from the adapter registry; close it with `aclose()`."""
-    config = receiver_config_for(tenant, resolver)
+    config = receiver_config_for(tenant, resolver, timeouts)
     try:
         return create_adapter(tenant.adapter, config)
     except MisconfiguredError as exc:
@@ -63,8 +68,9 @@ def open_receiver(tenant: Tenant, resolver: SecretResolver) -> ReceiverClient:
 class ReceiverPool:
     """One receiver client per tenant, rebuilt when the tenant's turn-up changes."""
 
-    def __init__(self, secrets_dir: Path | None) -> None:
+    def __init__(self, secrets_dir: Path | None, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.resolver = SecretResolver(secrets_dir)
+        self.timeouts = timeouts
         self._clients: dict[str, tuple[dt.datetime, ReceiverClient]] = {}
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -72,7 +78,7 @@ class ReceiverPool:
         cached = self._clients.get(tenant.client_id)
         if cached is not None and cached[0] == tenant.configured_at:
             return cached[1]
-        client = open_receiver(tenant, self.resolver)
+        client = open_receiver(tenant, self.resolver, self.timeouts)
         if cached is not None:
             task = asyncio.get_running_loop().create_task(cached[1].aclose())
             self._retired.add(task)

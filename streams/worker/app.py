@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
+from adapters.http import Timeouts
 from streams.avro.codec import Codecs, default_codecs
 from streams.core.lanes import KeyedLanes, OrderedAcks
 from streams.core.retry import RetryPolicy
+from streams.exceptions import PublishError
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
@@ -26,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: Longest a clean stop waits for the lanes and receiver clients to close.
 SHUTDOWN_TIMEOUT = 10.0
+
+#: Exit status of a worker that could not write an outcome or dead letter (EX_TEMPFAIL):
+#: it stops rather than skip one; its unacknowledged commands come back after a restart.
+EXIT_CANNOT_PUBLISH = 75
 
 
 class Pipeline:
@@ -73,7 +81,7 @@ class Pipeline:
             names.name(names.tenants_topic),
             codec=self.codecs["TenantConfigured"],
         )
-        self.receivers = ReceiverPool(tuning.secrets_dir)
+        self.receivers = ReceiverPool(tuning.secrets_dir, Timeouts(read=tuning.receiver_timeout))
         self.publish = Publisher(
             self.codecs,
             commands=raw_topic(names.commands_topic),
@@ -81,6 +89,7 @@ class Pipeline:
             dead_letters=raw_topic(names.dlq_topic),
             links=self.links,
             metrics=self.metrics,
+            timeout=tuning.publish_timeout,
         )
         context = WorkerContext(
             self.codecs, self.tenants, self.receivers, self.links, self.publish, self.metrics
@@ -95,10 +104,11 @@ class Pipeline:
                 max_elapsed=tuning.retry_max_elapsed,
             ),
             staff_cache_ttl=tuning.staff_cache_ttl,
+            settle_window=tuning.receiver_timeout + tuning.reconcile_grace,
         )
         self.acks: OrderedAcks[Any, Any] = OrderedAcks()
         self.lanes: KeyedLanes[Any] = KeyedLanes(
-            tuning.sink_max_in_flight, self._run_command, self._release
+            tuning.sink_max_in_flight, self._run_command, self._release, self._stop_fatally
         )
         self._sink_stream: Any = None
 
@@ -128,6 +138,22 @@ class Pipeline:
         except TimeoutError:
             log.warning("lanes and receiver clients not closed within %.0fs", SHUTDOWN_TIMEOUT)
 
+    def _stop_fatally(self, exc: BaseException) -> None:
+        """An outcome or dead letter cannot be written: end the process now, like a crash.
+
+        Nothing unwritten was acknowledged, so every such command and event is read again
+        after a restart; carrying on would mean skipping or losing one.
+        """
+        log.critical(
+            "the worker stops (exit %d): %s: %s; unacknowledged commands come back after a "
+            "restart",
+            EXIT_CANNOT_PUBLISH, type(exc).__name__, exc,
+        )  # fmt: skip
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_CANNOT_PUBLISH)
+
     def close(self) -> None:
         """Stop the reader threads, then close the link store (after the Faust worker ended)."""
         self.follower.stop()
@@ -138,7 +164,10 @@ class Pipeline:
     def _planner_agent(self, subject: str) -> Callable[[Any], Awaitable[None]]:
         async def agent(stream: Any) -> None:
             async for event in stream.events():
-                await self.planner.plan(subject, event.message)
+                try:
+                    await self.planner.plan(subject, event.message)
+                except PublishError as exc:
+                    self._stop_fatally(exc)
 
         agent.__name__ = f"plan_{subject}"
         return agent

@@ -8,37 +8,29 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from adapters.base import ClubRef, Person, ReceiverClient, ReceiverStaff
+from adapters.base import ReceiverClient, ReceiverStaff
 from adapters.errors import AdapterError, RetryableError
 from streams.core.decisions import (
-    LeadSourceAction,
     SkipReason,
     StaffLookup,
-    UserCall,
-    create_after_no_match,
-    creates,
-    decide_user_call,
-    lead_source_step,
-    must_reconcile,
-    no_match_message,
-    person_from_command,
-    skip_user_command,
+    settle_delay,
     staff_lookup,
-    target_type,
     unlinked_reason,
 )
-from streams.core.matching import match_lead_source, match_staff, normalize_email
-from streams.core.model import Record, Status, is_stale
+from streams.core.matching import match_staff, normalize_email
+from streams.core.model import Pending, Record, Status, is_stale
 from streams.core.retry import RetryPolicy
 from streams.exceptions import (
     ConnectorError,
-    PlanningError,
+    PublishError,
     RecordDecodeError,
     RetriesExhaustedError,
 )
 from streams.tenancy.tenant import Tenant
 from streams.worker.context import WorkerContext
+from streams.worker.lead_sources import LeadSourceCommands
 from streams.worker.publishing import Source
+from streams.worker.users import UserCommands
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +58,6 @@ class StaffCache:
             return staff
 
 
-async def perform_user_call(
-    client: ReceiverClient, call: UserCall, club: ClubRef, person: Person, rid: str | None
-) -> str:
-    """Make the receiver call `decide_user_call` chose; return the record's receiver ID."""
-    if call is UserCall.SAVE_PROSPECT:
-        return await client.save_prospect(club, person, rid)
-    if call is UserCall.SAVE_MEMBER:
-        return await client.save_member(club, person, rid)
-    if call is UserCall.CREATE_PROSPECT:
-        return await client.create_prospect(club, person)
-    if call is UserCall.CREATE_MEMBER:
-        return await client.create_member(club, person)
-    assert rid is not None, call
-    if call is UserCall.UPDATE_PROSPECT:
-        await client.update_prospect(club, rid, person)
-    elif call is UserCall.UPDATE_MEMBER:
-        await client.update_member(club, rid, person)
-    else:
-        return await client.convert_prospect(club, rid, person)
-    return rid
-
-
 class Executor:
     """Decodes a command, runs it with retries, and records its outcome or dead letter."""
 
@@ -97,10 +67,14 @@ class Executor:
         *,
         retry: RetryPolicy,
         staff_cache_ttl: float,
+        settle_window: float,
     ) -> None:
         self.ctx = context
         self.retry = retry
         self.staff_cache = StaffCache(staff_cache_ttl)
+        self.settle_window = settle_window
+        self.users = UserCommands(context, self._timed, self._settle)
+        self.lead_sources = LeadSourceCommands(context, self._timed, self._settle)
 
     async def run(self, source: Source) -> None:
         """Decode and execute one command record; an undecodable one is dead-lettered."""
@@ -134,6 +108,8 @@ class Executor:
                     return
                 self.ctx.metrics.retries.labels(type(exc).__name__).inc()
                 await asyncio.sleep(delay)
+            except PublishError:
+                raise  # nothing more can be written: the worker stops
             except (AdapterError, ConnectorError) as exc:
                 await self._fail(command, source, exc, attempt)
                 return
@@ -159,9 +135,18 @@ class Executor:
         if kind == "LINK_STAFF":
             await self._link_staff(command, client, attempt)
         elif kind == "SYNC_LEAD_SOURCE":
-            await self._sync_lead_source(command, client, attempt)
+            await self.lead_sources.sync(command, client, attempt)
         else:
-            await self._upsert_user(command, tenant, client, attempt)
+            await self.users.upsert(command, tenant, client, attempt)
+
+    async def _settle(self, pending: Pending) -> None:
+        """Wait until an unsettled call can no longer land, so a lookup sees what it did."""
+        delay = settle_delay(pending, time.time(), self.settle_window)
+        if delay > 0:
+            log.info(
+                "waiting %.1fs for an unsettled %s to land before looking", delay, pending.call
+            )
+            await asyncio.sleep(delay)
 
     async def _timed(self, call: str, work: Awaitable[T]) -> T:
         started = time.monotonic()
@@ -172,40 +157,6 @@ class Executor:
             return value
         finally:
             self.ctx.metrics.calls.labels(call, result).observe(time.monotonic() - started)
-
-    async def _upsert_user(
-        self, command: Record, tenant: Tenant, client: ReceiverClient, attempt: int
-    ) -> None:
-        client_id, intouch_id = command["client_id"], command["intouch_id"]
-        link = self.ctx.links.user(client_id, intouch_id)
-        skip = skip_user_command(command, link)
-        if skip is not None:
-            await self.ctx.publish.outcome(command, Status.SKIPPED, message=skip)
-            return
-        club = tenant.club_ref(command["club_id"])
-        if club is None:
-            raise PlanningError(
-                f"club {command['club_id']!r} of client {client_id!r} is not turned up"
-            )
-        person = person_from_command(command)
-        target = target_type(command["user"])
-        receiver_id = link.receiver_id if link else None
-        linked_type = link.user_type if link else None
-        if must_reconcile(link, client.capabilities):
-            receiver_id = await self._timed(
-                "find_person", client.find_person(person.email, intouch_id)
-            )
-            linked_type = target if receiver_id else None
-        call, rid = decide_user_call(target, receiver_id, linked_type, client.capabilities)
-        if creates(call, rid):
-            await self.ctx.publish.outcome(
-                command, Status.PENDING_CREATE, user_type=target, call=call.value
-            )
-        new_id = await self._timed(call.value, perform_user_call(client, call, club, person, rid))
-        await self.ctx.publish.outcome(
-            command, Status.LINKED, receiver_id=new_id, user_type=target, call=call.value,
-            attempts=attempt,
-        )  # fmt: skip
 
     async def _link_staff(self, command: Record, client: ReceiverClient, attempt: int) -> None:
         link = self.ctx.links.staff(command["client_id"], command["intouch_id"])
@@ -233,43 +184,4 @@ class Executor:
             return
         await self.ctx.publish.outcome(
             command, Status.LINKED, receiver_id=match.id, call=lookup.value, attempts=attempt
-        )
-
-    async def _sync_lead_source(
-        self, command: Record, client: ReceiverClient, attempt: int
-    ) -> None:
-        name = command["lead_source"]["name"]
-        link = self.ctx.links.lead_source(command["client_id"], command["intouch_id"])
-        step = lead_source_step(command, link, client.capabilities)
-        action = step.action
-        if step.skip is not None:
-            await self.ctx.publish.outcome(command, Status.SKIPPED, message=step.skip)
-            return
-        if action is LeadSourceAction.UPDATE:
-            assert link is not None and link.receiver_id is not None
-            await self._timed(action.value, client.update_lead_source(link.receiver_id, name))
-            await self.ctx.publish.outcome(
-                command, Status.SUCCEEDED, receiver_id=link.receiver_id, call=action.value,
-                attempts=attempt,
-            )  # fmt: skip
-            return
-        if action is LeadSourceAction.LIST:
-            sources = await self._timed(action.value, client.list_lead_sources())
-            found = match_lead_source(name, sources)
-            if found is not None:
-                await self.ctx.publish.outcome(
-                    command, Status.LINKED, receiver_id=found.id, call=action.value,
-                    attempts=attempt,
-                )  # fmt: skip
-                return
-            if not create_after_no_match(client.capabilities):
-                await self.ctx.publish.outcome(
-                    command, Status.FAILED, call=action.value, attempts=attempt,
-                    message=no_match_message(name),
-                )  # fmt: skip
-                return
-        call = LeadSourceAction.CREATE.value
-        new_id = await self._timed(call, client.create_lead_source(name))
-        await self.ctx.publish.outcome(
-            command, Status.LINKED, receiver_id=new_id, call=call, attempts=attempt
         )

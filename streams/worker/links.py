@@ -13,7 +13,7 @@ from typing import Any
 from rocksdict import Rdict
 
 from streams.avro.codec import AvroCodec
-from streams.core.model import SETTLING_STATUSES, EntityLink, Status, UserLink
+from streams.core.model import SETTLING_STATUSES, EntityLink, Pending, Status, UserLink
 from streams.exceptions import KafkaClientError, KafkaTimeoutError, RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
@@ -25,6 +25,24 @@ _PREFIX = {"USER": "u", "STAFF": "s", "LEAD_SOURCE": "l"}
 
 def _key(entity: str, client_id: str, intouch_id: str) -> str:
     return f"{_PREFIX[entity]}/{client_id}/{intouch_id}"
+
+
+def _owner_key(client_id: str, receiver_id: str) -> str:
+    """The reverse index of user links: a receiver person record -> its InTouch user."""
+    return f"r/{client_id}/{receiver_id}"
+
+
+def _pending(row: Mapping[str, Any]) -> Pending | None:
+    found = row.get("pending")
+    if found is not None:
+        return Pending(call=found["call"], at=found["at"])
+    if row.get("pending_create"):
+        return Pending(call="create", at=0.0)  # a marker written before calls were recorded
+    return None
+
+
+def _epoch(when: Any) -> float:
+    return float(when.timestamp()) if hasattr(when, "timestamp") else float(when)
 
 
 class LinkStore:
@@ -54,8 +72,14 @@ class LinkStore:
             user_type=row.get("user_type"),
             version=row.get("version", -1),
             fingerprint=row.get("fingerprint"),
-            pending_create=row.get("pending_create", False),
+            pending=_pending(row),
         )
+
+    def owner_of(self, client_id: str, receiver_id: str) -> str | None:
+        """The InTouch user linked to a receiver person record, if any."""
+        with self._lock:
+            raw = self._db.get(_owner_key(client_id, receiver_id))
+        return None if raw is None else str(raw.decode())
 
     def staff(self, client_id: str, intouch_id: str) -> EntityLink | None:
         return self._entity("STAFF", client_id, intouch_id)
@@ -65,9 +89,14 @@ class LinkStore:
 
     def _entity(self, entity: str, client_id: str, intouch_id: str) -> EntityLink | None:
         row = self._get(_key(entity, client_id, intouch_id))
-        if row is None or row.get("version", -1) < 0:
+        if row is None:
             return None
-        return EntityLink(row.get("receiver_id"), row["version"], row.get("fingerprint"))
+        pending = _pending(row)
+        if row.get("version", -1) < 0 and pending is None:
+            return None
+        return EntityLink(
+            row.get("receiver_id"), row.get("version", -1), row.get("fingerprint"), pending
+        )
 
     def apply(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Apply one outcome at (partition, offset) unless a later one was applied already."""
@@ -80,18 +109,41 @@ class LinkStore:
             row["position"] = list(position)
             status = outcome["status"]
             if status == Status.PENDING_CREATE:
-                row["pending_create"] = True
+                started = outcome["occurred_at"]
+                row["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}
             elif status in SETTLING_STATUSES:
+                receiver_id = outcome["receiver_id"] if status != Status.UNLINKED else None
+                if outcome["entity"] == "USER":
+                    self._reindex(outcome, row.get("receiver_id"), receiver_id)
                 row.update(
-                    receiver_id=outcome["receiver_id"] if status != Status.UNLINKED else None,
+                    receiver_id=receiver_id,
                     version=outcome["version"],
                     fingerprint=outcome.get("fingerprint"),
-                    pending_create=False,
                 )
+                row.pop("pending", None)
+                row.pop("pending_create", None)
                 if outcome.get("user_type"):
                     row["user_type"] = outcome["user_type"]
             self._db[key] = json.dumps(row).encode()
             return True
+
+    def _reindex(self, outcome: Mapping[str, Any], old: str | None, new: str | None) -> None:
+        """Move the reverse index from the user's old receiver record to its new one."""
+        client_id, intouch_id = outcome["client_id"], outcome["intouch_id"]
+        if old is not None and old != new:
+            key = _owner_key(client_id, old)
+            if self._db.get(key) == intouch_id.encode():
+                del self._db[key]
+        if new is not None:
+            key = _owner_key(client_id, new)
+            owner = self._db.get(key)
+            if owner is not None and owner != intouch_id.encode():
+                # The executor never links a taken record; an old log may hold such a link.
+                log.warning(
+                    "receiver record %s of client %s was linked to %s, now to %s",
+                    new, client_id, owner.decode(), intouch_id,
+                )  # fmt: skip
+            self._db[key] = intouch_id.encode()
 
     def offsets(self) -> dict[int, int]:
         """Next outcome offset to read per partition."""

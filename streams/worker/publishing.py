@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,10 +13,14 @@ from typing import Any
 
 from streams.avro.codec import Codecs
 from streams.core.model import Record, Status, entity_of
+from streams.core.retry import backoff_delay
+from streams.exceptions import PublishError
 from streams.worker.links import LinkStore
 from streams.worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+DEFAULT_PUBLISH_TIMEOUT = 120.0
 
 
 def utcnow() -> dt.datetime:
@@ -55,8 +61,10 @@ class Publisher:
         dead_letters: Any,
         links: LinkStore,
         metrics: Metrics,
+        timeout: float = DEFAULT_PUBLISH_TIMEOUT,
     ) -> None:
         self.codecs = codecs
+        self.timeout = timeout
         self._commands = commands
         self._outcomes = outcomes
         self._dead_letters = dead_letters
@@ -73,8 +81,29 @@ class Publisher:
         return self.codecs["EntityKey"].encode(key)
 
     async def _send(self, topic: Any, key: bytes | None, subject: str, value: Record) -> Any:
-        pending = await topic.send(key=key, value=self.codecs[subject].encode(value))
-        return await pending
+        """Send and wait for the broker's ack; while it fails (broker down, leader moving),
+        try again with backoff, and give up with `PublishError` after `timeout` seconds."""
+        data = self.codecs[subject].encode(value)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                pending = await topic.send(key=key, value=data)
+                return await pending
+            except Exception as exc:
+                elapsed = time.monotonic() - started
+                delay = backoff_delay(attempt, base=0.2, cap=5.0)
+                if elapsed + delay > self.timeout:
+                    raise PublishError(
+                        f"cannot write a {subject} to {topic.get_topic_name()} for "
+                        f"{elapsed:.0f}s: {type(exc).__name__}: {exc}"
+                    ) from exc
+                log.warning(
+                    "writing a %s to %s failed (%s: %s); trying again in %.1fs",
+                    subject, topic.get_topic_name(), type(exc).__name__, exc, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def command(self, command: Record) -> None:
         """Send one planned command, keyed by its entity."""

@@ -24,6 +24,7 @@ from adapters.reference import (
     ReferenceReceiver,
     ThreadedReceiver,
 )
+from adapters.reference.faults import NO_FAULTS, FaultSpec
 from demo.command import reference_tenant
 from demo.worker import start_worker, stop_worker, worker_env
 from streams.avro.codec import Codecs
@@ -243,7 +244,7 @@ class Pipeline:
                 if (
                     row["intouch_id"] == intouch_id
                     and row["version"] >= version
-                    and row["status"] != "PENDING_CREATE"
+                    and row["status"] not in ("PENDING_CREATE", "UNKNOWN")
                 ):
                     return row
             return None
@@ -298,3 +299,25 @@ def running_pipeline(bootstrap: str, workdir: Path, **extra_env: str) -> Iterato
         yield pipeline
     finally:
         pipeline.close()
+
+
+# -- receiver faults and what they leave -------------------------------------------------
+def set_faults(p: Pipeline, client_id: str, **routes: FaultSpec) -> None:
+    receiver = p.receivers[client_id]
+    receiver.call(lambda: receiver.receiver.faults.replace(NO_FAULTS, routes))
+
+
+def settled(p: Pipeline, client_id: str) -> bool:
+    """No request is being answered: a late apply has landed, nothing is half done."""
+    receiver = p.receivers[client_id]
+    return bool(receiver.call(lambda: receiver.receiver.in_flight) == 0)
+
+
+def records_of(p: Pipeline, client_id: str, **match: Any) -> list[dict[str, Any]]:
+    return [r for r in p.people(client_id) if all(r.get(k) == v for k, v in match.items())]
+
+
+def final(p: Pipeline, client_id: str, intouch_id: str, version: int) -> dict[str, Any]:
+    outcome = p.wait_outcome(client_id, intouch_id, version, timeout=90)
+    wait_for(f"{client_id}'s receiver to settle", lambda: settled(p, client_id), timeout=30)
+    return outcome

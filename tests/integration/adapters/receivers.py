@@ -13,7 +13,7 @@ from adapters.base import ClubRef, Person, ReceiverClient
 from adapters.reference import ReceiverMode, ReferenceConfig, ReferenceReceiver
 from adapters.registry import create_adapter
 from streams.core.decisions import decide_user_call
-from streams.worker.executor import perform_user_call
+from streams.worker.users import perform_user_call
 
 T = TypeVar("T")
 

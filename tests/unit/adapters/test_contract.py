@@ -11,7 +11,7 @@ import pytest
 from adapters.base import Capability, ClubRef, Person, ReceiverClient
 from adapters.errors import NotSupported, PermanentError
 from adapters.profile import CallSpec, FieldMap
-from adapters.rest import dig, render_body, render_path, render_query
+from adapters.rendering import dig, render_body, render_path, render_query
 from streams.exceptions import PlanningError
 from tests.integration.adapters.receivers import upsert
 
@@ -32,14 +32,23 @@ class Recording(ReceiverClient):
     def capabilities(self) -> frozenset[Capability]:
         return self._caps
 
-    async def create_prospect(self, club: ClubRef, person: Person) -> str:
+    async def create_prospect(
+        self, club: ClubRef, person: Person, *, idempotency_key: str | None = None
+    ) -> str:
         self.calls.append("create")
         return "new"
 
     async def update_prospect(self, club: ClubRef, receiver_id: str, person: Person) -> None:
         self.calls.append(f"update {receiver_id}")
 
-    async def save_prospect(self, club: ClubRef, person: Person, receiver_id: str | None) -> str:
+    async def save_prospect(
+        self,
+        club: ClubRef,
+        person: Person,
+        receiver_id: str | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
         self.calls.append(f"save {receiver_id}")
         return receiver_id or "saved"
 

@@ -20,7 +20,8 @@ from adapters.errors import (
     ResponseTooLarge,
     RetryableError,
 )
-from adapters.http import Limits, error_for_status, parse_retry_after, translate_errors
+from adapters.http import Limits
+from adapters.http_errors import error_for_status, parse_retry_after, translate_errors
 from adapters.profile import load_profile
 from adapters.registry import PROFILE_DIR
 from adapters.rest import RestReceiverClient
@@ -196,8 +197,8 @@ def test_lookup_not_found_status_means_none() -> None:
 
     async def scenario() -> None:
         async with RestReceiverClient(patched, settings, custom_transport=transport) as client:
-            assert await client.find_person("a@b.c", None) is None
+            assert await client.find_people("a@b.c", None) == []
             with pytest.raises(ValueError, match="needs an email or an external ID"):
-                await client.find_person(None, None)
+                await client.find_people(None, None)
 
     asyncio.run(scenario())

@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import pytest
 
 from adapters.base import Capability as Cap
+from adapters.base import ReceiverPerson
 from streams.core.decisions import (
     LeadSourceAction,
     LeadSourceMode,
+    Reconciled,
     SkipReason,
     StaffLookup,
     UserCall,
     create_after_no_match,
     creates,
     decide_user_call,
+    idempotency_key,
+    identity_problem,
     lead_source_mode,
     lead_source_step,
+    marks_pending,
+    may_repeat_blind,
     must_reconcile,
     person_from_command,
+    reconcile_person,
+    settle_delay,
     skip_user_command,
     staff_lookup,
     target_type,
     unlinked_reason,
 )
-from streams.core.model import Entity, EntityLink, UserLink, entity_of, is_stale
+from streams.core.model import Entity, EntityLink, Pending, UserLink, entity_of, is_stale
 
 FULL = frozenset(Cap)
+MARKER = Pending("create_prospect", at=0.0)
 NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 
 
@@ -70,19 +80,110 @@ def test_a_command_the_receiver_already_has_is_skipped() -> None:
 
 
 def test_the_same_fingerprint_without_a_receiver_record_still_runs() -> None:
-    pending = UserLink(receiver_id=None, version=1, fingerprint="fp2", pending_create=True)
+    pending = UserLink(receiver_id=None, version=1, fingerprint="fp2", pending=MARKER)
     assert skip_user_command(command(), pending) is None
     assert skip_user_command(command(), None) is None
     assert skip_user_command(command(), UserLink("R1", "PROSPECT", 1, "other")) is None
 
 
-def test_only_an_unsettled_create_with_a_lookup_call_is_reconciled_first() -> None:
-    pending = UserLink(receiver_id=None, pending_create=True)
-    assert must_reconcile(pending, FULL)
-    assert not must_reconcile(pending, FULL - {Cap.PERSON_LOOKUP})
-    assert not must_reconcile(UserLink(receiver_id="R1", pending_create=True), FULL)
-    assert not must_reconcile(UserLink(receiver_id=None), FULL)
-    assert not must_reconcile(None, FULL)
+def test_every_unsettled_creating_call_is_reconciled_first() -> None:
+    assert must_reconcile(UserLink(receiver_id=None, pending=MARKER))
+    # A conversion, or a member created beside the prospect, is unsettled with an ID linked.
+    assert must_reconcile(UserLink(receiver_id="P1", user_type="PROSPECT", pending=MARKER))
+    assert must_reconcile(EntityLink(None, -1, None, MARKER))
+    assert not must_reconcile(UserLink(receiver_id="R1"))
+    assert not must_reconcile(None)
+
+
+def test_a_lookup_waits_until_an_unsettled_call_can_no_longer_land() -> None:
+    assert settle_delay(Pending("create_prospect", at=100.0), now=101.0, window=20.0) == 19.0
+    assert settle_delay(Pending("create_prospect", at=100.0), now=130.0, window=20.0) == 0.0
+
+
+def test_creating_calls_and_conversions_take_a_pending_marker() -> None:
+    assert marks_pending(UserCall.CREATE_PROSPECT, None)
+    assert marks_pending(UserCall.SAVE_MEMBER, None)
+    assert marks_pending(UserCall.CONVERT, "P1")
+    assert not marks_pending(UserCall.UPDATE_MEMBER, "M1")
+    assert not marks_pending(UserCall.SAVE_PROSPECT, "P1")
+
+
+def test_without_a_lookup_only_saves_and_deduplicated_calls_are_repeated_blind() -> None:
+    assert may_repeat_blind(UserCall.SAVE_PROSPECT, takes_idempotency_keys=False)
+    assert may_repeat_blind(UserCall.CREATE_PROSPECT, takes_idempotency_keys=True)
+    assert not may_repeat_blind(UserCall.CREATE_MEMBER, takes_idempotency_keys=False)
+
+
+def test_an_idempotency_key_is_stable_per_command_and_call() -> None:
+    first = idempotency_key({"command_id": "c1"}, "create_prospect")
+    assert first == idempotency_key({"command_id": "c1"}, "create_prospect")
+    assert first != idempotency_key({"command_id": "c2"}, "create_prospect")
+    assert first != idempotency_key({"command_id": "c1"}, "convert_prospect")
+
+
+# -- reconcile: only a record provably ours is linked ------------------------------------------
+
+OWNERS = {"R-Y": "Y", "R-X": "X"}
+
+
+def owner(receiver_id: str) -> str | None:
+    return OWNERS.get(receiver_id)
+
+
+def reconcile(people: list[ReceiverPerson], *, external: bool = True, **kw: Any) -> Reconciled:
+    return reconcile_person(
+        people, "X2", "PROSPECT", stores_external_id=external, owner_of=owner, **kw
+    )
+
+
+def test_a_family_member_sharing_the_email_is_never_taken_for_us() -> None:
+    sibling = ReceiverPerson("R-Y", external_id="Y", email="fam@x.com", user_type="prospect")
+    assert reconcile([sibling]) == Reconciled()
+    ours = ReceiverPerson("R-X2", external_id="X2", email="fam@x.com", user_type="prospect")
+    assert reconcile([sibling, ours]) == Reconciled("R-X2")
+
+
+def test_two_records_with_our_external_id_are_a_visible_problem() -> None:
+    twins = [ReceiverPerson(f"R{n}", external_id="X2", user_type="prospect") for n in (1, 2)]
+    result = reconcile(twins)
+    assert result.receiver_id is None
+    assert result.problem is not None and "R1, R2" in result.problem
+
+
+def test_without_external_ids_one_unlinked_candidate_is_ours_and_two_are_a_problem() -> None:
+    linked = ReceiverPerson("R-Y", email="fam@x.com", user_type="prospect")
+    free = ReceiverPerson("R9", email="fam@x.com", user_type="prospect")
+    other = ReceiverPerson("R10", email="fam@x.com", user_type="prospect")
+    assert reconcile([linked], external=False) == Reconciled()
+    assert reconcile([linked, free], external=False) == Reconciled("R9")
+    result = reconcile([free, other], external=False)
+    assert result.receiver_id is None and result.problem is not None
+
+
+def test_a_record_with_our_id_but_linked_to_another_user_is_a_problem() -> None:
+    taken = ReceiverPerson("R-X", external_id="X2", user_type="prospect")
+    result = reconcile([taken])
+    assert result.problem is not None and "linked to InTouch user X" in result.problem
+
+
+def test_a_conversion_looks_for_the_member_not_the_prospect_it_came_from() -> None:
+    prospect = ReceiverPerson("P1", external_id="X2", user_type="prospect")
+    member = ReceiverPerson("M7", external_id="X2", user_type="member")
+    find = functools.partial(
+        reconcile_person, intouch_id="X2", target="MEMBER", stores_external_id=True,
+        owner_of=lambda _: None, known="P1",
+    )  # fmt: skip
+    assert find([prospect]) == Reconciled()
+    assert find([prospect, member]) == Reconciled("M7")
+    untyped = ReceiverPerson("P1", external_id="X2")
+    assert find([untyped]) == Reconciled()
+
+
+def test_no_receiver_record_is_linked_to_two_entities() -> None:
+    assert identity_problem("R1", "X", None) is None
+    assert identity_problem("R1", "X", "X") is None
+    problem = identity_problem("R1", "X", "Y")
+    assert problem is not None and "R1" in problem and "Y" in problem and "X" in problem
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,193 @@
+"""User commands in the sink: create, update or convert, exactly once under unknown outcomes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from adapters.base import Capability as Cap
+from adapters.base import ClubRef, Person, ReceiverClient
+from adapters.errors import AlreadyExists, PermanentError, RetryableError
+from streams.core.decisions import (
+    UserCall,
+    decide_user_call,
+    idempotency_key,
+    identity_problem,
+    marks_pending,
+    may_repeat_blind,
+    must_reconcile,
+    person_from_command,
+    reconcile_person,
+    skip_user_command,
+    target_type,
+)
+from streams.core.model import Pending, Record, Status, UserLink
+from streams.exceptions import IdentityConflictError, OutcomeUnknownError, PlanningError
+from streams.tenancy.tenant import Tenant
+from streams.worker.context import WorkerContext
+
+T = TypeVar("T")
+Timed = Callable[[str, Awaitable[Any]], Awaitable[Any]]
+Settle = Callable[[Pending], Awaitable[None]]
+
+
+async def perform_user_call(
+    client: ReceiverClient,
+    call: UserCall,
+    club: ClubRef,
+    person: Person,
+    rid: str | None,
+    idempotency_key: str | None = None,
+) -> str:
+    """Make the receiver call `decide_user_call` chose; return the record's receiver ID."""
+    key = idempotency_key
+    if call is UserCall.SAVE_PROSPECT:
+        return await client.save_prospect(club, person, rid, idempotency_key=key)
+    if call is UserCall.SAVE_MEMBER:
+        return await client.save_member(club, person, rid, idempotency_key=key)
+    if call is UserCall.CREATE_PROSPECT:
+        return await client.create_prospect(club, person, idempotency_key=key)
+    if call is UserCall.CREATE_MEMBER:
+        return await client.create_member(club, person, idempotency_key=key)
+    assert rid is not None, call
+    if call is UserCall.UPDATE_PROSPECT:
+        await client.update_prospect(club, rid, person)
+    elif call is UserCall.UPDATE_MEMBER:
+        await client.update_member(club, rid, person)
+    else:
+        return await client.convert_prospect(club, rid, person, idempotency_key=key)
+    return rid
+
+
+class UserCommands:
+    """Upserts and conversions: a durable marker before every creating call, and after an
+    unknown outcome a lookup that accepts only a record provably ours before anything is
+    created again."""
+
+    def __init__(self, context: WorkerContext, timed: Timed, settle: Settle) -> None:
+        self.ctx = context
+        self._timed = timed
+        self._settle = settle
+
+    async def upsert(
+        self, command: Record, tenant: Tenant, client: ReceiverClient, attempt: int
+    ) -> None:
+        client_id, intouch_id = command["client_id"], command["intouch_id"]
+        link = self.ctx.links.user(client_id, intouch_id)
+        skip = skip_user_command(command, link)
+        if skip is not None:
+            await self.ctx.publish.outcome(command, Status.SKIPPED, message=skip)
+            return
+        club = tenant.club_ref(command["club_id"])
+        if club is None:
+            raise PlanningError(
+                f"club {command['club_id']!r} of client {client_id!r} is not turned up"
+            )
+        person = person_from_command(command)
+        target = target_type(command["user"])
+        receiver_id = link.receiver_id if link else None
+        linked_type = link.user_type if link else None
+        unsettled = must_reconcile(link)
+        looked = False
+        if unsettled:
+            assert link is not None and link.pending is not None
+            await self._settle(link.pending)
+            looked = self._can_look_up(client, person)
+            if looked:
+                found = await self._find_ours(command, client, person, target, link)
+                if found is not None:
+                    receiver_id, linked_type = found, target
+        call, rid = decide_user_call(target, receiver_id, linked_type, client.capabilities)
+        pending = marks_pending(call, rid)
+        blind = unsettled and pending and not looked
+        if blind and not may_repeat_blind(call, client.takes_idempotency_keys):
+            raise OutcomeUnknownError(
+                f"an earlier creating call for InTouch user {intouch_id} may have made a "
+                "record, and the receiver has no lookup to check: not calling it again; "
+                "check the receiver"
+            )
+        key = idempotency_key(command, call.value) if client.takes_idempotency_keys else None
+        if pending:
+            await self.ctx.publish.outcome(
+                command, Status.PENDING_CREATE, user_type=target, call=call.value
+            )
+        try:
+            new_id = await self._timed(
+                call.value, perform_user_call(client, call, club, person, rid, key)
+            )
+        except AlreadyExists as exc:
+            new_id = await self._existing(command, client, person, target, link, exc)
+        except RetryableError as exc:
+            if pending and exc.maybe_applied:
+                await self.ctx.publish.outcome(
+                    command, Status.UNKNOWN, user_type=target, call=call.value,
+                    message=f"{type(exc).__name__}: {exc}", attempts=attempt,
+                )  # fmt: skip
+            raise
+        except PermanentError as exc:
+            if call is UserCall.CONVERT and exc.status == 404 and unsettled:
+                # The prospect is gone: most likely our earlier convert did it.
+                raise RetryableError(
+                    f"{exc}; an earlier convert may have done it: looking for the member again"
+                ) from exc
+            raise
+        problem = identity_problem(new_id, intouch_id, self.ctx.links.owner_of(client_id, new_id))
+        if problem is not None:
+            raise IdentityConflictError(problem)
+        await self.ctx.publish.outcome(
+            command, Status.LINKED, receiver_id=new_id, user_type=target, call=call.value,
+            attempts=attempt,
+        )  # fmt: skip
+
+    @staticmethod
+    def _can_look_up(client: ReceiverClient, person: Person) -> bool:
+        # Without our ID on its records, the receiver can only be asked by email.
+        return Cap.PERSON_LOOKUP in client.capabilities and (
+            client.stores_external_id or person.email is not None
+        )
+
+    async def _find_ours(
+        self,
+        command: Record,
+        client: ReceiverClient,
+        person: Person,
+        target: str,
+        link: UserLink | None,
+    ) -> str | None:
+        """The record that is provably this user's `target` record, or None; a lookup that
+        cannot tell is an `IdentityConflictError` (a visible failure, never a link)."""
+        client_id, intouch_id = command["client_id"], command["intouch_id"]
+        candidates = await self._timed("find_person", client.find_people(person.email, intouch_id))
+        result = reconcile_person(
+            candidates,
+            intouch_id,
+            target,
+            stores_external_id=client.stores_external_id,
+            owner_of=functools.partial(self.ctx.links.owner_of, client_id),
+            known=link.receiver_id if link else None,
+        )
+        if result.problem is not None:
+            raise IdentityConflictError(result.problem)
+        return result.receiver_id
+
+    async def _existing(
+        self,
+        command: Record,
+        client: ReceiverClient,
+        person: Person,
+        target: str,
+        link: UserLink | None,
+        exc: AlreadyExists,
+    ) -> str:
+        """The receiver says the record exists: link it only when it is provably ours."""
+        if self._can_look_up(client, person):
+            found = await self._find_ours(command, client, person, target, link)
+            if found is None:
+                raise IdentityConflictError(
+                    f"{exc}; no record provably InTouch user {command['intouch_id']}'s found"
+                )
+            return found
+        if exc.receiver_id is None:
+            raise exc
+        return exc.receiver_id  # the profile says this answer names the record; identity checked
