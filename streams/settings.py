@@ -146,9 +146,6 @@ class PipelineSettings(BaseSettings):
     session_timeout: float = Field(
         default=15.0, gt=0, description="Seconds before a silent worker's partitions move."
     )
-    planned_cache_size: int = Field(
-        default=200_000, ge=0, description="Entities whose last planned fingerprint is kept."
-    )
     staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
     receiver_timeout: float = Field(
         default=15.0, gt=0, description="Seconds a receiver call may take to answer (read timeout)."

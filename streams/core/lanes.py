@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -38,8 +38,11 @@ class OrderedAcks(Generic[P, T]):
         part.tokens[offset] = token
 
     def complete(self, partition: P, offset: int) -> list[T]:
-        """Mark one offset done; return the tokens now safe to ack, lowest offset first."""
-        part = self._partitions[partition]
+        """Mark one offset done; return the tokens now safe to ack, lowest offset first
+        (none for a partition forgotten since: it is no longer ours to ack)."""
+        part = self._partitions.get(partition)
+        if part is None or offset not in part.tokens:
+            return []
         part.done.add(offset)
         released = []
         while part.order and part.order[0] in part.done:
@@ -47,6 +50,11 @@ class OrderedAcks(Generic[P, T]):
             part.done.discard(head)
             released.append(part.tokens.pop(head))
         return released
+
+    def forget(self, partitions: Iterable[P]) -> None:
+        """Drop what is tracked for partitions this worker gave up (revoked)."""
+        for partition in partitions:
+            self._partitions.pop(partition, None)
 
 
 class KeyedLanes(Generic[T]):
@@ -64,7 +72,7 @@ class KeyedLanes(Generic[T]):
         self._on_done = on_done
         self._on_error = on_error
         self._lanes: dict[bytes, deque[T]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[bytes, asyncio.Task[None]] = {}
         self._failed: BaseException | None = None
 
     async def submit(self, key: bytes, item: T) -> None:
@@ -83,8 +91,12 @@ class KeyedLanes(Generic[T]):
             return
         self._lanes[key] = deque([item])
         task = asyncio.create_task(self._drain(key), name=f"lane-{key.hex()[:16]}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._forget_task(key, done))
+
+    def _forget_task(self, key: bytes, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
 
     async def _drain(self, key: bytes) -> None:
         lane = self._lanes[key]
@@ -107,7 +119,22 @@ class KeyedLanes(Generic[T]):
             self._slots.release()
         del self._lanes[key]
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
+    async def cancel(self, doomed: Callable[[T], bool]) -> int:
+        """Stop every lane whose items are `doomed` (e.g. of a revoked partition) at once: its
+        running item is cancelled and its queued ones dropped, none of them done. Returns
+        how many items were dropped."""
+        victims = [key for key, lane in self._lanes.items() if lane and doomed(lane[0])]
+        tasks = [self._tasks[key] for key in victims if key in self._tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        dropped = 0
+        for key in victims:
+            lane = self._lanes.pop(key, None) or deque()
+            dropped += len(lane)
+            for _ in lane:
+                self._slots.release()
+        return dropped
+
+    async def close(self) -> None:
+        await self.cancel(lambda _: True)

@@ -73,18 +73,17 @@ def _stale(event: Mapping[str, Any], link: UserLink | EntityLink | None) -> Plan
     return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
 
 
-def _stale_or_unchanged(
-    event: Mapping[str, Any],
-    link: UserLink | EntityLink | None,
-    fp: str,
-    last_sent: str | None,
-    unchanged: str,
-) -> Plan | None:
-    """Skip an event older than what was applied, or equal to the last command planned."""
-    stale = _stale(event, link)
-    if stale is not None or fp != last_sent:
-        return stale
-    return Plan(skipped=unchanged)
+def skipped_change(event: Mapping[str, Any], entity: Entity) -> Record:
+    """What a SKIPPED outcome of the planner is about: the change itself (no command)."""
+    return {
+        "command_id": f"skipped:{event['event_id']}",
+        "client_id": event["client_id"],
+        "club_id": event.get("club_id"),
+        "entity": str(entity),
+        "intouch_id": event["intouch_id"],
+        "version": event["version"],
+        "fingerprint": None,
+    }
 
 
 def entity_of_event(subject: str, event: Mapping[str, Any]) -> Entity:
@@ -104,14 +103,12 @@ def plan_user_change(
     link: UserLink | None,
     staff_link: EntityLink | None,
     lead_source_link: EntityLink | None,
-    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
-    """A prospect or member change becomes one upsert or conversion, unless nothing changed.
+    """A prospect or member change becomes one upsert or conversion.
 
-    `last_sent` is the fingerprint of the last command planned for this user, when known:
-    comparing with the last *applied* one would skip a change back to it while another
-    command is still in flight.
+    Whether the receiver has this already is the sink's decision, in order per entity, from
+    what the link table says was applied; the planner keeps no memory of what it sent.
     """
     if event["club_id"] not in clubs:
         raise UnknownClubError(
@@ -133,8 +130,6 @@ def plan_user_change(
         lead_source_link.receiver_id if lead_source_link and event.get("lead_source_id") else None
     )
     fp = user_fingerprint(event, owner, source)
-    if fp == last_sent:
-        return Plan(skipped="no change the receiver would see")
     converting = kind_type == "MEMBER" and link is not None and link.user_type == "PROSPECT"
     kind = "CONVERT_TO_MEMBER" if converting else f"UPSERT_{kind_type}"
     command = _command(
@@ -154,16 +149,16 @@ def plan_staff_change(
     *,
     capabilities: frozenset[Cap],
     link: EntityLink | None,
-    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
     """A staff change becomes a link attempt by email; the connector never writes staff."""
     if not capabilities & {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}:
         return Plan(skipped="the receiver has no staff calls")
     fp = fingerprint({"email": normalize_email(event.get("email"))})
-    skip = _stale_or_unchanged(event, link, fp, last_sent, "staff email unchanged")
-    if skip:
-        return skip
+    # Every staff save attempts the match (the guide), even with the email unchanged.
+    stale = _stale(event, link)
+    if stale is not None:
+        return stale
     staff = {
         "event_id": event["event_id"],
         "occurred_at": event["occurred_at"],
@@ -184,16 +179,15 @@ def plan_lead_source_change(
     *,
     capabilities: frozenset[Cap],
     link: EntityLink | None,
-    last_sent: str | None,
     now: dt.datetime,
 ) -> Plan:
     """A lead source change becomes a sync, or nothing when the receiver cannot take it."""
     if not capabilities & {Cap.LEAD_SOURCE_LIST, Cap.LEAD_SOURCE_CREATE}:
         return Plan(skipped="the receiver has no lead source calls")
     fp = fingerprint({"name": normalize_name(event["name"])})
-    skip = _stale_or_unchanged(event, link, fp, last_sent, "lead source name unchanged")
-    if skip:
-        return skip
+    stale = _stale(event, link)
+    if stale is not None:
+        return stale
     renamed = link is not None and link.receiver_id is not None and fp != link.fingerprint
     if renamed and Cap.LEAD_SOURCE_UPDATE not in capabilities:
         # The guide: without an update call, no attempts at updates are made.

@@ -158,6 +158,11 @@ class TenantDirectory:
         )
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Started, still reading, and not failed."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._failure is None
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop reading and close the consumer."""
         thread = self._thread

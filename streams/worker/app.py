@@ -15,7 +15,7 @@ from adapters.http import Timeouts
 from streams.avro.codec import Codecs, default_codecs
 from streams.core.lanes import KeyedLanes, OrderedAcks
 from streams.core.retry import RetryPolicy
-from streams.exceptions import PublishError
+from streams.exceptions import KafkaClientError, PublishError
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
@@ -23,6 +23,7 @@ from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
 from streams.worker.links import LinkStore, OutcomeFollower
 from streams.worker.metrics import Metrics
+from streams.worker.ownership import Ownership
 from streams.worker.planner import Planner
 from streams.worker.publishing import Publisher, source_of
 
@@ -31,9 +32,26 @@ log = logging.getLogger(__name__)
 #: Longest a clean stop waits for the lanes and receiver clients to close.
 SHUTDOWN_TIMEOUT = 10.0
 
+#: Longest an assignment waits for the link state to catch up with the outcomes log.
+CATCH_UP_TIMEOUT = 120.0
+
+#: How often the reader threads (outcome follower, tenant directory) are checked.
+READER_CHECK_INTERVAL = 1.0
+
 #: Exit status of a worker that could not write an outcome or dead letter (EX_TEMPFAIL):
 #: it stops rather than skip one; its unacknowledged commands come back after a restart.
 EXIT_CANNOT_PUBLISH = 75
+
+
+class _App(faust.App):
+    """Faust's app, telling the pipeline the moment a rebalance starts, before any revoke."""
+
+    rebalance_listeners: list[Callable[[], None]]
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        for listener in self.rebalance_listeners:
+            listener()
 
 
 class Pipeline:
@@ -46,7 +64,7 @@ class Pipeline:
         self.metrics = Metrics()
         tuning = settings.pipeline
         names = settings.topics
-        self.app = faust.App(
+        self.app = _App(
             settings.app_id,
             broker=f"kafka://{bootstrap}",
             store="memory://",
@@ -61,6 +79,10 @@ class Pipeline:
             broker_session_timeout=tuning.session_timeout,
             broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
             stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
+            # Faust would wait for every unacked command before giving partitions up (or
+            # stopping): a hanging receiver would stall the whole group. Revoked lanes are
+            # cancelled instead; their commands come back to the next owner.
+            stream_wait_empty=False,
             **settings.kafka.faust_broker_kwargs(),
         )
 
@@ -94,7 +116,7 @@ class Pipeline:
         context = WorkerContext(
             self.codecs, self.tenants, self.receivers, self.links, self.publish, self.metrics
         )
-        self.planner = Planner(context, planned_cache_size=tuning.planned_cache_size)
+        self.planner = Planner(context)
         self.executor = Executor(
             context,
             retry=RetryPolicy(
@@ -111,6 +133,16 @@ class Pipeline:
             tuning.sink_max_in_flight, self._run_command, self._release, self._stop_fatally
         )
         self._sink_stream: Any = None
+        commands_topic = names.name(names.commands_topic)
+        self.ownership = Ownership(
+            lambda: self.follower.wait_until_current(CATCH_UP_TIMEOUT),
+            self._stop_fatally,
+            is_commands=lambda tp: tp.topic == commands_topic,
+        )
+        self.app.rebalance_listeners = [self.ownership.rebalance_started]
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.timer(READER_CHECK_INTERVAL)(self._check_readers)
 
         for subject, topic, name in (
             ("UserChanged", names.users_topic, "plan-users"),
@@ -128,6 +160,27 @@ class Pipeline:
         self.follower.start()
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        """Stop the revoked partitions' work at once and forget their acks."""
+        gone = self.ownership.revoked(args[0])
+        dropped = await self.lanes.cancel(lambda event: event.message.tp in gone)
+        self.acks.forget(gone)
+        if gone:
+            log.info("revoked %d commands partitions; %d commands left to the next owner",
+                     len(gone), dropped)  # fmt: skip
+
+    async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        self.ownership.assigned(args[0])
+
+    async def _check_readers(self) -> None:
+        """A dead reader thread means stale links or tenants: stop rather than act on them."""
+        for name, reader in (
+            ("outcome follower", self.follower),
+            ("tenant directory", self.tenants),
+        ):
+            if not reader.alive():
+                self._stop_fatally(KafkaClientError(f"the {name} stopped reading"))
 
     async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
         """Faust stopped consuming: cancel the lanes, then close every receiver client."""
@@ -181,6 +234,8 @@ class Pipeline:
             await self.lanes.submit(message.key or b"", event)
 
     async def _run_command(self, event: Any) -> None:
+        if not await self.ownership.admit(event.message.tp):
+            return  # revoked meanwhile: the next owner runs it
         await self.executor.run(source_of(event.message))
 
     async def _release(self, event: Any) -> None:

@@ -189,12 +189,17 @@ class OutcomeFollower:
         self.kafka = kafka
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
         self._positions: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="outcome-follower", daemon=True)
         self._thread.start()
+
+    def alive(self) -> bool:
+        """Started, still reading, and not failed."""
+        return self._thread is not None and self._thread.is_alive() and self.failure is None
 
     def stop(self) -> None:
         self._stop.set()
@@ -265,8 +270,8 @@ class OutcomeFollower:
                         self.store.save_offsets(self._positions)
                     dirty = False
                     last_save = time.monotonic()
-        except Exception:
+        except Exception as exc:
             log.exception("the outcome follower failed")
-            raise
+            self.failure = exc
         finally:
             consumer.close()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from adapters.errors import AdapterError
-from streams.core.model import Entity, Record, entity_of
+from streams.core.model import Entity, Record, Status
 from streams.core.planning import (
     Plan,
     entity_of_event,
     plan_lead_source_change,
     plan_staff_change,
     plan_user_change,
+    skipped_change,
 )
 from streams.exceptions import ConfigurationError, PlanningError, RecordDecodeError
 from streams.worker.context import WorkerContext
@@ -23,41 +23,14 @@ from streams.worker.publishing import source_of
 log = logging.getLogger(__name__)
 
 
-class SentFingerprints:
-    """Fingerprint of the last command planned per entity, bounded (least recently used out).
-
-    An entity missing here (after a restart, or evicted) is planned anyway, and the sink
-    drops the command if the receiver already has exactly that.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-
-    def get(self, key: tuple[str, str, str]) -> str | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: tuple[str, str, str], fingerprint: str) -> None:
-        self._entries[key] = fingerprint
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-
 class Planner:
     """Turns inbound changes into commands; anything wrong with one goes to the DLQ."""
 
     def __init__(
         self,
         context: WorkerContext,
-        *,
-        planned_cache_size: int,
     ) -> None:
         self.ctx = context
-        self.planned = SentFingerprints(planned_cache_size)
 
     async def plan(self, subject: str, message: Any) -> None:
         """Decode, find the tenant, plan, send commands; anything wrong goes to the DLQ."""
@@ -81,9 +54,12 @@ class Planner:
             return
         for command in plan.commands:
             await self.ctx.publish.command(command)
-            key = (command["client_id"], str(entity_of(command)), command["intouch_id"])
-            self.planned.put(key, command["fingerprint"])
         if plan.skipped:
+            # Every change gets an outcome, a skipped one too (with the reason).
+            entity = entity_of_event(subject, event)
+            await self.ctx.publish.outcome(
+                skipped_change(event, entity), Status.SKIPPED, message=plan.skipped
+            )
             self.ctx.metrics.skipped.labels(plan.skipped.split(":")[0]).inc()
 
     def _plan(self, subject: str, event: Record) -> Plan:
@@ -93,17 +69,12 @@ class Planner:
         now = dt.datetime.now(dt.UTC)
         client_id, intouch_id = event["client_id"], event["intouch_id"]
         entity = entity_of_event(subject, event)
-        last_sent = self.planned.get((client_id, str(entity), intouch_id))
         if entity is Entity.LEAD_SOURCE:
             link = self.ctx.links.lead_source(client_id, intouch_id)
-            return plan_lead_source_change(
-                event, capabilities=caps, link=link, last_sent=last_sent, now=now
-            )
+            return plan_lead_source_change(event, capabilities=caps, link=link, now=now)
         if entity is Entity.STAFF:
             link = self.ctx.links.staff(client_id, intouch_id)
-            return plan_staff_change(
-                event, capabilities=caps, link=link, last_sent=last_sent, now=now
-            )
+            return plan_staff_change(event, capabilities=caps, link=link, now=now)
         owner = event.get("staff_owner_id")
         source = event.get("lead_source_id")
         return plan_user_change(
@@ -113,6 +84,5 @@ class Planner:
             link=self.ctx.links.user(client_id, intouch_id),
             staff_link=self.ctx.links.staff(client_id, owner) if owner else None,
             lead_source_link=self.ctx.links.lead_source(client_id, source) if source else None,
-            last_sent=last_sent,
             now=now,
         )

@@ -106,6 +106,7 @@ class Pipeline:
     codecs: Codecs = field(default_factory=lambda: Codecs(FileRegistry()))
     receivers: dict[str, ThreadedReceiver] = field(default_factory=dict)
     worker: subprocess.Popen[bytes] | None = None
+    more_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -252,12 +253,12 @@ class Pipeline:
         return wait_for(f"an outcome for {client_id}/{intouch_id} v{version}", check, timeout)
 
     # -- worker -----------------------------------------------------------------------------
-    def env(self) -> dict[str, str]:
+    def env(self, data: str = "data") -> dict[str, str]:
         return worker_env(
             bootstrap=self.bootstrap,
             topic_prefix=self.prefix,
             app_id=self.app_id,
-            data_dir=self.workdir / "data",
+            data_dir=self.workdir / data,
             **{
                 "CONNECTOR_RETRY_BASE_DELAY": "0.05",
                 "CONNECTOR_RETRY_MAX_DELAY": "0.5",
@@ -270,6 +271,21 @@ class Pipeline:
     def start_worker(self) -> None:
         assert self.worker is None or self.worker.poll() is not None
         self.worker = start_worker(self.env(), self.workdir / "worker.log")
+
+    def start_more_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
+        """More workers in the same group, each with its own data dir and log (worker-N)."""
+        started = []
+        for _ in range(count):
+            name = f"worker-{len(self.more_workers) + 1}"
+            process = start_worker(self.env(name), self.workdir / f"{name}.log")
+            self.more_workers.append(process)
+            started.append(process)
+        return started
+
+    def all_logs(self) -> str:
+        return "".join(
+            path.read_text(errors="replace") for path in sorted(self.workdir.glob("worker*.log"))
+        )
 
     def committed(self, base: str) -> dict[int, int]:
         """Offsets the worker's consumer group has committed on a topic, per partition."""
@@ -286,6 +302,8 @@ class Pipeline:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def close(self) -> None:
+        for process in self.more_workers:
+            stop_worker(process)
         self.stop_worker()
         for receiver in self.receivers.values():
             receiver.stop()

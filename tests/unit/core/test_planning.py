@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from adapters.base import Capability as Cap
-from streams.core.model import EntityLink, UserLink
+from streams.core.model import Entity, EntityLink, UserLink
 from streams.core.planning import (
+    entity_of_event,
     plan_lead_source_change,
     plan_staff_change,
     plan_user_change,
+    skipped_change,
     user_fingerprint,
 )
 from streams.exceptions import UnknownClubError
@@ -44,7 +46,6 @@ def plan(event: dict[str, Any], caps: frozenset[Cap] = FULL, **links: Any) -> An
         link=links.get("link"),
         staff_link=links.get("staff"),
         lead_source_link=links.get("source"),
-        last_sent=links.get("last_sent"),
         now=NOW,
     )
 
@@ -71,23 +72,21 @@ def test_a_receiver_without_staff_owner_support_gets_no_owner() -> None:
     assert command["staff_owner_receiver_id"] is None
 
 
-def test_nothing_changed_since_the_last_command_is_a_no_op_and_stale_versions_drop() -> None:
+def test_stale_versions_drop_and_an_unchanged_change_is_left_to_the_sink() -> None:
     fp = user_fingerprint(user(), None, None)
     link = UserLink("R1", "PROSPECT", 1, fp)
-    skipped = plan(user(version=2), link=link, last_sent=fp).skipped
-    assert skipped == "no change the receiver would see"
     assert plan(user(version=1, first_name="X"), link=link).skipped.startswith("stale")
-    assert plan(user(version=2, first_name="Peter"), link=link, last_sent=fp).commands
+    # The same values again still make a command: the sink decides, in order, from the link
+    # table, whether the receiver has it (a change back to it may follow one in flight).
+    (command,) = plan(user(version=2), link=link).commands
+    assert command["fingerprint"] == fp
 
 
-def test_a_change_back_to_the_applied_state_is_sent_while_another_is_in_flight() -> None:
-    # Applied: v1 without owner. Planned, not yet applied: v2 with owner 9999.
-    # v3 drops the owner again: it equals what is applied, not what was last sent.
-    applied = user_fingerprint(user(), None, None)
-    in_flight = user_fingerprint(user(), "9999", None)
-    link = UserLink("R1", "PROSPECT", 1, applied)
-    (command,) = plan(user(version=3), link=link, last_sent=in_flight).commands
-    assert command["staff_owner_receiver_id"] is None
+def test_a_skipped_change_names_the_change_it_skips() -> None:
+    event = user(version=4)
+    skipped = skipped_change(event, Entity.USER)
+    assert skipped["command_id"] == f"skipped:{event['event_id']}"
+    assert (skipped["entity"], skipped["intouch_id"], skipped["version"]) == ("USER", "5001", 4)
 
 
 def test_a_prospect_becoming_a_member_is_a_conversion() -> None:
@@ -108,21 +107,33 @@ def test_capabilities_filter_what_is_planned() -> None:
     assert plan(user(), no_prospects).skipped == "the receiver takes no prospects"
     no_staff = FULL - {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}
     staff = {**user(), "email": "a@b"}
-    assert plan_staff_change(
-        staff, capabilities=no_staff, link=None, last_sent=None, now=NOW
-    ).skipped
-    assert plan_staff_change(staff, capabilities=FULL, link=None, last_sent=None, now=NOW).commands
+    assert plan_staff_change(staff, capabilities=no_staff, link=None, now=NOW).skipped
+    assert plan_staff_change(staff, capabilities=FULL, link=None, now=NOW).commands
 
 
 def test_lead_source_renames_go_only_where_an_update_call_exists() -> None:
     event = {"event_id": "e", "client_id": "100", "intouch_id": "2222", "version": 2,
              "name": "Newspaper Ads", "club_id": None, "occurred_at": NOW}  # fmt: skip
     linked = EntityLink("LS1", 1, "old-name")
-    assert plan_lead_source_change(
-        event, capabilities=FULL, link=linked, last_sent=None, now=NOW
-    ).commands
+    assert plan_lead_source_change(event, capabilities=FULL, link=linked, now=NOW).commands
     no_update = FULL - {Cap.LEAD_SOURCE_UPDATE}
-    skipped = plan_lead_source_change(
-        event, capabilities=no_update, link=linked, last_sent=None, now=NOW
-    )
+    skipped = plan_lead_source_change(event, capabilities=no_update, link=linked, now=NOW)
     assert skipped.skipped is not None and "no lead source update call" in skipped.skipped
+
+
+def test_a_staff_user_event_is_a_staff_change() -> None:
+    assert entity_of_event("UserChanged", user()) is Entity.USER
+    assert entity_of_event("UserChanged", user(user_type="STAFF")) is Entity.STAFF
+    assert entity_of_event("StaffChanged", {}) is Entity.STAFF
+    assert entity_of_event("LeadSourceChanged", {}) is Entity.LEAD_SOURCE
+
+
+def test_every_staff_save_attempts_the_match_even_with_the_email_unchanged() -> None:
+    staff = {
+        "event_id": "s2", "occurred_at": NOW, "client_id": "100", "club_id": None,
+        "intouch_id": "1111", "version": 2, "first_name": "John", "last_name": "Staff",
+        "email": "jstaff@club.com", "status": "ACTIVE",
+    }  # fmt: skip
+    linked = EntityLink(None, 1, "same-email")
+    (command,) = plan_staff_change(staff, capabilities=FULL, link=linked, now=NOW).commands
+    assert command["kind"] == "LINK_STAFF"

@@ -1,0 +1,121 @@
+"""Partition ownership and no-op detection, end to end: real Kafka, real workers, real HTTP.
+
+A rebalance never waits for a hanging receiver, and a change is skipped only when the link
+table shows the receiver already has it — never because of what a process remembers sending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from adapters.reference import FaultSpec
+from tests.integration.harness import (
+    Pipeline,
+    running_pipeline,
+    staff_event,
+    user_event,
+    wait_for,
+)
+
+
+def owners_of(p: Pipeline) -> dict[str, int] | None:
+    """Commands partitions per member of the worker group, once there are two members."""
+    admin = AdminClient({"bootstrap.servers": p.bootstrap})
+    (future,) = admin.describe_consumer_groups([p.app_id]).values()
+    group = future.result(timeout=10)
+    commands = p.topic(p.topics.commands_topic)
+    owned = {
+        member.member_id: sum(
+            1 for tp in member.assignment.topic_partitions if tp.topic == commands
+        )
+        for member in group.members
+    }
+    return owned if len(owned) == 2 and all(owned.values()) else None
+
+
+def test_a_rebalance_with_a_hanging_receiver_completes_in_seconds(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Retries never give up and every call to one tenant's receiver hangs: those commands stay
+    # in flight for as long as the test runs.
+    unbounded = {
+        "CONNECTOR_RETRY_MAX_ELAPSED": "3600",
+        "CONNECTOR_RETRY_MAX_ATTEMPTS": "100000",
+        "CONNECTOR_RECEIVER_TIMEOUT": "2",
+    }
+    with running_pipeline(kafka_bootstrap, tmp_path, **unbounded) as p:
+        p.add_receiver("hang", faults=FaultSpec(timeout_rate=1.0, hang_s=3600))
+        p.add_receiver("ok")
+        p.start_worker()
+        for n in range(6):
+            p.send("UserChanged", user_event("hang", f"H{n}", 1))
+        wait_for(
+            "hanging creates to be in flight",
+            lambda: len({o["intouch_id"] for o in p.outcomes("hang")}) >= 3,
+        )
+        (second,) = p.start_more_workers(1)
+        started = time.monotonic()
+        for n in range(12):
+            p.send("UserChanged", user_event("ok", f"K{n}", 1))
+        for n in range(12):
+            assert p.wait_outcome("ok", f"K{n}", 1, timeout=60)["status"] == "LINKED"
+        took = time.monotonic() - started
+        # The group rebalanced (a second worker joined) and every other tenant's commands,
+        # on every partition, went through without waiting for the hanging ones.
+        assert took < 30, f"other tenants waited {took:.1f}s behind a hanging receiver"
+        assert second.poll() is None
+        wait_for("both workers to own commands partitions", lambda: owners_of(p))
+
+
+@pytest.fixture(scope="module")
+def p(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with running_pipeline(kafka_bootstrap, tmp_path_factory.mktemp("noop")) as pipeline:
+        for client_id in ("resend", "staff", "stale"):
+            pipeline.add_receiver(client_id)
+        pipeline.start_worker()
+        yield pipeline
+
+
+def test_an_identical_resend_after_a_dead_letter_reaches_the_receiver(p: Pipeline) -> None:
+    receiver = p.receivers["resend"]
+    receiver.call(lambda: receiver.receiver.faults.start_outage(60))
+    p.send("UserChanged", user_event("resend", "R1", 1, first_name="Rae"))
+    assert p.wait_outcome("resend", "R1", 1)["status"] == "FAILED"  # retries ran out
+    receiver.call(lambda: receiver.receiver.faults.start_outage(0))
+    # InTouch sends the same values again: the receiver does not have them, so they go out.
+    p.send("UserChanged", user_event("resend", "R1", 2, first_name="Rae"))
+    assert p.wait_outcome("resend", "R1", 2)["status"] == "LINKED"
+    assert [r["firstName"] for r in p.people("resend")] == ["Rae"]
+
+
+def test_every_staff_save_attempts_the_match_again(p: Pipeline) -> None:
+    p.send("StaffChanged", staff_event("staff", "1201", 1, email="late@club.com"))
+    assert p.wait_outcome("staff", "1201", 1)["status"] == "UNLINKED"
+    p.seed_staff("staff", "7777", "late@club.com", "Late Starter")  # added in the receiver
+    p.send("StaffChanged", staff_event("staff", "1201", 2, email="late@club.com"))
+    linked = p.wait_outcome("staff", "1201", 2)
+    assert (linked["status"], linked["receiver_id"]) == ("LINKED", "7777")
+
+
+def test_every_skipped_change_gets_an_outcome_with_the_reason(p: Pipeline) -> None:
+    p.send("UserChanged", user_event("stale", "S1", 2, first_name="New"))
+    assert p.wait_outcome("stale", "S1", 2)["status"] == "LINKED"
+    p.send("UserChanged", user_event("stale", "S1", 1, first_name="Old"))  # arrives late
+    skipped = wait_for(
+        "the stale change's outcome",
+        lambda: [o for o in p.outcomes("stale") if o["version"] == 1],
+    )
+    assert [(o["status"], o["message"][:6]) for o in skipped] == [("SKIPPED", "stale:")]
+    # Unchanged values are skipped by the sink, in order, with their own outcome.
+    p.send("UserChanged", user_event("stale", "S1", 3, first_name="New"))
+    unchanged = p.wait_outcome("stale", "S1", 3)
+    assert (unchanged["status"], unchanged["message"]) == (
+        "SKIPPED",
+        "the receiver has this already",
+    )
+    assert [r["firstName"] for r in p.people("stale")] == ["New"]
