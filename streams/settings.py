@@ -137,6 +137,12 @@ class PipelineSettings(BaseSettings):
     sink_max_in_flight: int = Field(
         default=64, ge=1, description="Commands run at once per worker."
     )
+    sink_tenant_max_in_flight: int = Field(
+        default=16, ge=1, description="Commands run at once per worker for one tenant."
+    )
+    sink_max_queued: int = Field(
+        default=4096, ge=1, description="Commands a worker holds, queued or running."
+    )
     retry_max_attempts: int = Field(
         default=6, ge=1, description="Calls per command, first included."
     )

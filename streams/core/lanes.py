@@ -58,7 +58,13 @@ class OrderedAcks(Generic[P, T]):
 
 
 class KeyedLanes(Generic[T]):
-    """Runs items concurrently across keys and sequentially within a key, bounded in flight."""
+    """Runs items concurrently across keys and sequentially within a key.
+
+    Three bounds: `max_in_flight` items run at once worker-wide; at most `budget_size` of
+    them share one budget (a tenant), so one slow receiver cannot take every slot; and at
+    most `max_queued` items are held, queued or running (memory, and back-pressure on the
+    source). An item waiting behind its own key holds no running slot.
+    """
 
     def __init__(
         self,
@@ -66,8 +72,16 @@ class KeyedLanes(Generic[T]):
         run: Callable[[T], Awaitable[None]],
         on_done: Callable[[T], Awaitable[None]],
         on_error: Callable[[BaseException], None] = lambda _: None,
+        *,
+        budget_of: Callable[[T], Hashable] = lambda _: None,
+        budget_size: int | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._room = asyncio.Semaphore(max_queued or max_in_flight * 16)
+        self._budget_of = budget_of
+        self._budget_size = budget_size or max_in_flight
+        self._budgets: dict[Hashable, asyncio.Semaphore] = {}
         self._run = run
         self._on_done = on_done
         self._on_error = on_error
@@ -76,14 +90,14 @@ class KeyedLanes(Generic[T]):
         self._failed: BaseException | None = None
 
     async def submit(self, key: bytes, item: T) -> None:
-        """Queue `item` behind earlier items of `key`; waits while the in-flight bound is full.
+        """Queue `item` behind earlier items of `key`; waits while `max_queued` are held.
 
         After a lane failed, nothing more runs (a later item of its key would overtake the
         failed one): `submit` raises the failure.
         """
-        await self._slots.acquire()
+        await self._room.acquire()
         if self._failed is not None:
-            self._slots.release()
+            self._room.release()
             raise self._failed
         lane = self._lanes.get(key)
         if lane is not None:
@@ -98,25 +112,34 @@ class KeyedLanes(Generic[T]):
         if self._tasks.get(key) is task:
             del self._tasks[key]
 
+    def _budget(self, item: T) -> asyncio.Semaphore:
+        name = self._budget_of(item)
+        budget = self._budgets.get(name)
+        if budget is None:
+            budget = self._budgets[name] = asyncio.Semaphore(self._budget_size)
+        return budget
+
     async def _drain(self, key: bytes) -> None:
         lane = self._lanes[key]
         while lane and self._failed is None:
             item = lane[0]
-            try:
-                await self._run(item)
-            except Exception as exc:
-                # `run` handles what it can; what escapes it (an outcome that cannot be
-                # written) must stop the worker: neither this item nor those queued behind it
-                # is done, so none is acked and all come back after a restart.
-                log.error("sink lane %s stopped: %s: %s", key.hex(), type(exc).__name__, exc)
-                self._failed = exc
-                self._on_error(exc)
-                break
+            # The tenant's budget first: a saturated tenant waits without a worker-wide slot.
+            async with self._budget(item), self._slots:
+                try:
+                    await self._run(item)
+                except Exception as exc:
+                    # `run` handles what it can; what escapes it (an outcome that cannot be
+                    # written) must stop the worker: neither this item nor those queued behind
+                    # it is done, so none is acked and all come back after a restart.
+                    log.error("sink lane %s stopped: %s: %s", key.hex(), type(exc).__name__, exc)
+                    self._failed = exc
+                    self._on_error(exc)
+                    break
             lane.popleft()
-            self._slots.release()
+            self._room.release()
             await self._on_done(item)
         for _ in lane:  # left behind by a failure: not done, not acked
-            self._slots.release()
+            self._room.release()
         del self._lanes[key]
 
     async def cancel(self, doomed: Callable[[T], bool]) -> int:
@@ -133,7 +156,7 @@ class KeyedLanes(Generic[T]):
             lane = self._lanes.pop(key, None) or deque()
             dropped += len(lane)
             for _ in lane:
-                self._slots.release()
+                self._room.release()
         return dropped
 
     async def close(self) -> None:

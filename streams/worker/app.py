@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from adapters.http import Timeouts
 from streams.avro.codec import Codecs, default_codecs
 from streams.core.lanes import KeyedLanes, OrderedAcks
 from streams.core.retry import RetryPolicy
-from streams.exceptions import KafkaClientError, PublishError
+from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
@@ -41,6 +42,15 @@ READER_CHECK_INTERVAL = 1.0
 #: Exit status of a worker that could not write an outcome or dead letter (EX_TEMPFAIL):
 #: it stops rather than skip one; its unacknowledged commands come back after a restart.
 EXIT_CANNOT_PUBLISH = 75
+
+
+@functools.lru_cache(maxsize=65536)
+def _client_of(codec: Any, key: bytes) -> str:
+    """The client of an EntityKey (cached: keys repeat); undecodable keys share one budget."""
+    try:
+        return str(codec.decode(key)["client_id"])
+    except RecordDecodeError:
+        return ""
 
 
 class _App(faust.App):
@@ -130,7 +140,13 @@ class Pipeline:
         )
         self.acks: OrderedAcks[Any, Any] = OrderedAcks()
         self.lanes: KeyedLanes[Any] = KeyedLanes(
-            tuning.sink_max_in_flight, self._run_command, self._release, self._stop_fatally
+            tuning.sink_max_in_flight,
+            self._run_command,
+            self._release,
+            self._stop_fatally,
+            budget_of=self._tenant_of,
+            budget_size=min(tuning.sink_tenant_max_in_flight, tuning.sink_max_in_flight),
+            max_queued=max(tuning.sink_max_queued, tuning.sink_max_in_flight),
         )
         self._sink_stream: Any = None
         commands_topic = names.name(names.commands_topic)
@@ -232,6 +248,9 @@ class Pipeline:
             message = event.message
             self.acks.track(message.tp, message.offset, event)
             await self.lanes.submit(message.key or b"", event)
+
+    def _tenant_of(self, event: Any) -> str:
+        return _client_of(self.codecs["EntityKey"], event.message.key or b"")
 
     async def _run_command(self, event: Any) -> None:
         if not await self.ownership.admit(event.message.tp):

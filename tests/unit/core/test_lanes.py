@@ -56,3 +56,96 @@ def test_lanes_keep_each_key_in_order_and_run_keys_concurrently() -> None:
     assert order.index("b1") < order.index("b2")
     assert order.index("b2") < order.index("a1")  # b did not wait for slow a
     assert peak >= 2
+
+
+class Started:
+    """The items a lane began, in order, and a way to wait for one of them."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self._events: dict[str, asyncio.Event] = {}
+
+    def add(self, item: str) -> None:
+        self.items.append(item)
+        self._event(item).set()
+
+    def _event(self, item: str) -> asyncio.Event:
+        return self._events.setdefault(item, asyncio.Event())
+
+    async def wait_for(self, item: str) -> None:
+        await asyncio.wait_for(self._event(item).wait(), timeout=5)
+
+
+def _hanging_lanes(max_in_flight: int, budget_size: int) -> tuple[KeyedLanes[str], Started]:
+    started = Started()
+    forever = asyncio.Event()
+
+    async def run(item: str) -> None:
+        started.add(item)
+        if item.endswith("hang"):
+            await forever.wait()
+
+    async def on_done(item: str) -> None:
+        return None
+
+    lanes: KeyedLanes[str] = KeyedLanes(
+        max_in_flight,
+        run,
+        on_done,
+        budget_of=lambda item: item.split("/")[0],
+        budget_size=budget_size,
+    )
+    return lanes, started
+
+
+def test_a_tenant_over_its_budget_waits_without_taking_the_other_tenants_slots() -> None:
+    async def scenario() -> list[str]:
+        lanes, started = _hanging_lanes(max_in_flight=3, budget_size=2)
+        for n in range(4):  # four entities of tenant a, every call hangs
+            await lanes.submit(f"a{n}".encode(), f"a/{n}/hang")
+        await lanes.submit(b"b0", "b/0/quick")
+        await started.wait_for("b/0/quick")
+        await lanes.close()
+        return started.items
+
+    started = asyncio.run(scenario())
+    assert sum(1 for item in started if item.startswith("a/")) == 2  # a's budget, no more
+
+
+def test_an_item_waiting_behind_its_own_key_holds_no_slot() -> None:
+    async def scenario() -> list[str]:
+        lanes, started = _hanging_lanes(max_in_flight=2, budget_size=2)
+        await lanes.submit(b"x", "a/x1/hang")
+        await lanes.submit(b"x", "a/x2/hang")  # queued behind x1 of the same entity
+        await lanes.submit(b"y", "b/y1/quick")
+        await started.wait_for("b/y1/quick")
+        await lanes.close()
+        return started.items
+
+    assert asyncio.run(scenario()) == ["a/x1/hang", "b/y1/quick"]
+
+
+def test_cancelled_lanes_give_back_their_room_and_run_nothing_more() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        started = Started()
+        forever = asyncio.Event()
+
+        async def run(item: str) -> None:
+            started.add(item)
+            await forever.wait()
+
+        async def on_done(item: str) -> None:
+            return None
+
+        lanes: KeyedLanes[str] = KeyedLanes(4, run, on_done, max_queued=3)
+        for item in ("p0-1", "p0-2", "p1-1"):
+            await lanes.submit(item[:2].encode(), item)
+        dropped = await lanes.cancel(lambda item: item.startswith("p0"))
+        await lanes.submit(b"p2", "p2-1")  # room was given back: this does not block
+        await started.wait_for("p2-1")
+        await lanes.close()
+        return dropped, started.items
+
+    dropped, started = asyncio.run(scenario())
+    assert dropped == 2
+    assert "p0-2" not in started
