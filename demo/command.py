@@ -138,8 +138,17 @@ def wait_until_settled(
             time.sleep(0.25)
 
 
-def count_links(run: DemoRun) -> tuple[int, int]:
-    """(links made, outcomes) read back from the outcomes topic."""
+@dataclass(frozen=True)
+class LinksMade:
+    """What the outcomes topic says the connector linked."""
+
+    count: int
+    outcomes: int
+    users: dict[str, str]  # InTouch user -> receiver record, the latest link of each
+
+
+def read_links(run: DemoRun) -> LinksMade:
+    """The links made, read back from the outcomes topic."""
     from streams.avro.codec import default_codecs
     from streams.kafka.reader import read_to_end
 
@@ -152,7 +161,8 @@ def count_links(run: DemoRun) -> tuple[int, int]:
         row = codec.decode(message.value())
         if row["status"] in SETTLING_STATUSES:
             latest[(row["entity"], row["intouch_id"])] = row["receiver_id"]
-    return sum(1 for rid in latest.values() if rid), outcomes
+    users = {iid: rid for (entity, iid), rid in latest.items() if entity == "USER" and rid}
+    return LinksMade(sum(1 for rid in latest.values() if rid), outcomes, users)
 
 
 def run_demo(
@@ -225,11 +235,13 @@ def run_demo(
         expected = expected_receiver_state(
             scenario, mode, receiver_client_id=receiver_client, club_map=CLUBS
         )
-        mismatches = compare(expected, state)
     finally:
         threaded.stop()
 
-    links, outcomes = count_links(run)
+    made = read_links(run)
+    # A receiver that keeps no InTouch ID is matched through the links the connector made.
+    mismatches = compare(expected, state, links=made.users)
+    links, outcomes = made.count, made.outcomes
     commands = sum(end_offsets(bootstrap, settings.kafka, run.commands).values())
     dlq = sum(end_offsets(bootstrap, settings.kafka, topics.name(topics.dlq_topic)).values())
     for mismatch in mismatches[:20]:

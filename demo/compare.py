@@ -98,14 +98,22 @@ def _people_of(client: Mapping[str, Any]) -> list[_Held]:
 
 
 def _find(
-    person: ExpectedPerson, held: list[_Held], fields: Mapping[str, ReceiverField]
+    person: ExpectedPerson,
+    held: list[_Held],
+    fields: Mapping[str, ReceiverField],
+    links: Mapping[str, str],
 ) -> list[_Held]:
-    """The records standing for `person`: by the external ID the connector sends, else email."""
+    """The records standing for `person`: by the external ID the connector sends, else by the
+    link it made (a receiver that keeps no external ID), else by email."""
     external = fields["intouch_id"].path
     email_path = fields["email"].path
     by_id = [h for h in held if dig(h.record, external) == person.intouch_id]
-    if by_id or person.email is None:
+    if by_id:
         return by_id
+    linked = links.get(person.intouch_id)
+    by_link = [h for h in held if linked is not None and h.record.get("id") == linked]
+    if by_link or person.email is None:
+        return by_link
     return [
         h
         for h in held
@@ -217,10 +225,18 @@ def _compare_staff(expected: ExpectedState, client: Mapping[str, Any]) -> list[M
     return out
 
 
-def compare(expected: ExpectedState, state: Mapping[str, Any]) -> list[Mismatch]:
+def compare(
+    expected: ExpectedState,
+    state: Mapping[str, Any],
+    *,
+    links: Mapping[str, str] | None = None,
+) -> list[Mismatch]:
     """Every difference between `expected` and the reference receiver's `GET /_admin/state`.
 
-    Persons are matched by `externalId` (the InTouch ID the connector sends), else by email.
+    Persons are matched by `externalId` (the InTouch ID the connector sends), else by the
+    connector's `links` (InTouch ID -> receiver ID), else by email. On a receiver without a
+    conversion call, a member may leave one prospect record behind (the guide: the member is
+    a new record there); it is not compared.
     """
     clients = state.get("clients", state)
     client = clients.get(expected.receiver_client_id)
@@ -236,8 +252,12 @@ def compare(expected: ExpectedState, state: Mapping[str, Any]) -> list[Mismatch]
     for intouch_id in sorted(expected.people, key=_numeric_first):
         person = expected.people[intouch_id]
         subject = f"user {intouch_id}"
-        found = _find(person, held, fields)
+        found = _find(person, held, fields, links or {})
         claimed.update(id(h) for h in found)
+        if person.kind == "member" and not expected.rules.convert:
+            left_behind = [h for h in found if h.kind == "prospect"]
+            if len(left_behind) <= 1 and len(found) > len(left_behind):
+                found = [h for h in found if h.kind == "member"]
         if not found:
             detail = f"no {person.kind} with externalId {intouch_id} or email {person.email}"
             out.append(Mismatch(MismatchKind.MISSING_PERSON, subject, detail))

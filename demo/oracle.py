@@ -42,6 +42,7 @@ class ReceiverRules:
     lead_source_list: bool
     lead_source_create: bool
     lead_source_update: bool
+    convert: bool = True
 
     @classmethod
     def from_capabilities(cls, name: str, caps: Iterable[Capability]) -> ReceiverRules:
@@ -55,6 +56,7 @@ class ReceiverRules:
             lead_source_list=Capability.LEAD_SOURCE_LIST in have,
             lead_source_create=Capability.LEAD_SOURCE_CREATE in have,
             lead_source_update=Capability.LEAD_SOURCE_UPDATE in have,
+            convert=Capability.CONVERT_PROSPECT in have,
         )
 
     @classmethod

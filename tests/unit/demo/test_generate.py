@@ -493,3 +493,30 @@ def test_compare_reports_a_missing_client(small: Any) -> None:
     found = compare(expected, {"clients": {"C200": {}}})
     assert [m.kind for m in found] == [MismatchKind.MISSING_CLIENT]
     assert "C200" in found[0].detail
+
+
+def test_compare_matches_a_receiver_without_external_ids_through_the_links() -> None:
+    scenario = tiny(user("1", email=None), user("2", email=None))
+    expected = expected_receiver_state(scenario, ReceiverMode.NO_EXTERNAL_ID)
+    state = receiver_state_for(expected, ReceiverMode.NO_EXTERNAL_ID.value)
+    links = {}
+    for record in _club(state)["prospects"].values():
+        links[record["externalId"]] = record["id"]
+        record["externalId"] = None  # nothing but the connector's link tells who it is
+    assert compare(expected, state, links=links) == []
+    kinds = _kinds(expected, state)
+    assert kinds.count(MismatchKind.MISSING_PERSON) == 2
+    assert kinds.count(MismatchKind.UNEXPECTED_PERSON) == 2
+
+
+def test_a_member_may_leave_one_prospect_behind_only_where_there_is_no_convert_call() -> None:
+    scenario = tiny(user("5", user_type="MEMBER"))
+    for mode, allowed in ((ReceiverMode.NO_CONVERT, True), (ReceiverMode.FULL, False)):
+        expected = expected_receiver_state(scenario, mode)
+        state = receiver_state_for(expected, mode.value)
+        member = _record(state, "5")
+        left_behind = {**member, "id": "P77", "type": "prospect"}
+        _club(state)["prospects"]["P77"] = left_behind
+        found = _kinds(expected, state)
+        assert (found == []) is allowed, (mode, found)
+        assert (MismatchKind.DUPLICATE_PERSON in found) is not allowed, (mode, found)
