@@ -47,10 +47,16 @@ def target_type(user: Mapping[str, Any]) -> str:
 
 def skip_user_command(command: Mapping[str, Any], link: UserLink | None) -> SkipReason | None:
     """Stale, or the receiver already holds exactly this (the fingerprint covers type, club,
-    owner and lead source); None when the command must run."""
+    owner and lead source); None when the command must run. While a creating call is
+    unsettled, what the receiver holds is unknown: nothing is taken as unchanged."""
     if is_stale(command["version"], link):
         return SkipReason.STALE
-    if link is not None and link.receiver_id and link.fingerprint == command["fingerprint"]:
+    if (
+        link is not None
+        and link.receiver_id
+        and link.pending is None
+        and link.fingerprint == command["fingerprint"]
+    ):
         return SkipReason.UNCHANGED
     return None
 

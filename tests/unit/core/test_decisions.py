@@ -84,6 +84,9 @@ def test_the_same_fingerprint_without_a_receiver_record_still_runs() -> None:
     assert skip_user_command(command(), pending) is None
     assert skip_user_command(command(), None) is None
     assert skip_user_command(command(), UserLink("R1", "PROSPECT", 1, "other")) is None
+    # A conversion of the same user is unsettled: the receiver may hold anything now.
+    converting = UserLink("P1", "PROSPECT", 1, "fp2", pending=MARKER)
+    assert skip_user_command(command(), converting) is None
 
 
 def test_every_unsettled_creating_call_is_reconciled_first() -> None:
