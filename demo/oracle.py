@@ -43,9 +43,13 @@ class ReceiverRules:
     lead_source_create: bool
     lead_source_update: bool
     convert: bool = True
+    #: A create refused because the name exists names the existing one, which is linked.
+    lead_source_conflict_links: bool = False
 
     @classmethod
-    def from_capabilities(cls, name: str, caps: Iterable[Capability]) -> ReceiverRules:
+    def from_capabilities(
+        cls, name: str, caps: Iterable[Capability], *, conflict_links: bool = False
+    ) -> ReceiverRules:
         """Rules of a receiver with these capabilities."""
         have = frozenset(caps)
         # An owner can only be sent for a staff the connector could look up and link.
@@ -57,6 +61,7 @@ class ReceiverRules:
             lead_source_create=Capability.LEAD_SOURCE_CREATE in have,
             lead_source_update=Capability.LEAD_SOURCE_UPDATE in have,
             convert=Capability.CONVERT_PROSPECT in have,
+            lead_source_conflict_links=conflict_links,
         )
 
     @classmethod
@@ -65,7 +70,11 @@ class ReceiverRules:
         values = {m.value for m in ReceiverMode}
         profile_name = ReceiverMode(mode).profile_name if mode in values else str(mode)
         profile = profile_named(profile_name)
-        return cls.from_capabilities(profile.name, profile.capabilities)
+        create = profile.calls.create_lead_source
+        conflict_links = create is not None and bool(create.exists_status)
+        return cls.from_capabilities(
+            profile.name, profile.capabilities, conflict_links=conflict_links
+        )
 
 
 def person_values(user: Record) -> dict[str, Any]:
@@ -167,9 +176,10 @@ def sync_lead_sources(
     """Replay the guide's lead source synchronization: (held afterwards, links, failed IDs).
 
     list+create: case-insensitive match, else create. list only: match or fail. create only:
-    create, which the reference receiver refuses (409) when the name exists in any case. An
-    unlinked source is tried again on its next event; a linked one is renamed only where the
-    receiver has an update call.
+    create, which the reference receiver refuses (409) when the name exists in any case; the
+    409 names the existing source, which is linked where the profile says so. An unlinked
+    source is tried again on its next event; a linked one is renamed only where the receiver
+    has an update call.
     """
     held = [_HeldLeadSource(name, rid) for rid, name in scenario.receiver_lead_sources]
     links: dict[str, _HeldLeadSource] = {}
@@ -193,6 +203,8 @@ def sync_lead_sources(
             created = _HeldLeadSource(name, None)
             held.append(created)
             links[intouch_id] = created
+        elif rules.lead_source_create and match is not None and rules.lead_source_conflict_links:
+            links[intouch_id] = match
     for intouch_id, source in links.items():
         source.intouch_ids.append(intouch_id)
     failed = sorted(set(scenario.latest("LEAD_SOURCE")) - set(links))

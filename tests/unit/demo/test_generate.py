@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from adapters.base import Capability as Cap
 from adapters.reference import ReceiverMode
 from adapters.reference.store import ReceiverStore
 from demo.compare import STATE_PROFILE, MismatchKind, compare, receiver_fields
@@ -290,10 +291,16 @@ def test_lead_source_matches_case_insensitively_per_mode() -> None:
     assert list_only.unlinked_lead_sources == ["22"]
     assert list_only.people["2"].lead_source is None
     assert [s.name for s in list_only.lead_sources] == ["Newspaper", "Radio"]
-    # Create only: the receiver refuses a name it has in another case (409), so no link.
+    # Create only: the receiver refuses a name it has in another case (409), naming the one it
+    # has; the profile says so, and that one is linked.
     create_only = expected_receiver_state(scenario, ReceiverMode.LEAD_SOURCES_CREATE_ONLY)
-    assert create_only.lead_source_links == {"22": "Podcast"}
-    assert create_only.people["1"].lead_source is None
+    assert create_only.lead_source_links == {"21": "Newspaper", "22": "Podcast"}
+    assert create_only.people["1"].lead_source == "Newspaper"
+    # Where a 409 names nothing, the source stays unlinked and users go out without it.
+    rules = ReceiverRules.from_capabilities("bare", {Cap.LEAD_SOURCE_CREATE})
+    bare = expected_receiver_state(scenario, rules)
+    assert bare.lead_source_links == {"22": "Podcast"}
+    assert bare.people["1"].lead_source is None
 
 
 def test_rename_applies_only_where_the_receiver_can_update() -> None:
