@@ -42,9 +42,11 @@ def reference_tenant(
     receiver_client_id: str,
     clubs: Mapping[str, str],
     secret_ref: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> Tenant:
     """The turn-up of a client on a running reference receiver (basic auth with `secret_ref`)."""
     return Tenant(
+        options=dict(options or {}),
         client_id=client_id,
         receiver_client_id=receiver_client_id,
         adapter=reference.mode.profile_name,

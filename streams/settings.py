@@ -92,6 +92,7 @@ class TopicSettings(BaseSettings):
     commands_topic: str = "connector.commands.v1"
     outcomes_topic: str = "connector.outcomes.v1"
     dlq_topic: str = "connector.dlq.v1"
+    parked_topic: str = "connector.parked.v1"
     tenants_topic: str = "connector.tenants.v1"
     inbound_partitions: int = Field(default=6, ge=1)
     commands_partitions: int = Field(default=6, ge=1)
@@ -161,6 +162,17 @@ class PipelineSettings(BaseSettings):
         ge=0,
         description="Seconds past a call's timeout that a receiver may still apply it: an "
         "unknown outcome is looked up only after the timeout and this grace.",
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Commands of a tenant failing in a row that open its breaker."
+    )
+    breaker_cooldown: float = Field(
+        default=30.0, gt=0, description="Seconds an open breaker waits before a probe (doubles)."
+    )
+    park_budget: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Seconds a command may stay parked before it is dead-lettered.",
     )
     publish_timeout: float = Field(
         default=120.0,

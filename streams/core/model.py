@@ -49,10 +49,14 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
     UNLINKED = "UNLINKED"
     UNKNOWN = "UNKNOWN"
+    PARKED = "PARKED"
 
 
 #: Outcomes that settle a link: its receiver ID (none for UNLINKED), version and fingerprint.
 SETTLING_STATUSES = frozenset({Status.LINKED, Status.SUCCEEDED, Status.UNLINKED})
+
+#: Outcomes that end a command for good (a parked one is no longer waiting).
+FINAL_STATUSES = SETTLING_STATUSES | {Status.SKIPPED, Status.FAILED}
 
 _ENTITY_OF_KIND = {"LINK_STAFF": Entity.STAFF, "SYNC_LEAD_SOURCE": Entity.LEAD_SOURCE}
 

@@ -54,6 +54,13 @@ def design_topics(topics: TopicSettings) -> list[TopicSpec]:
             "commands for the sink, keyed by entity",
         ),
         TopicSpec(
+            topics.name(topics.parked_topic),
+            topics.commands_partitions,
+            rf,
+            inbound,
+            "commands parked while their tenant's receiver is failing, keyed by entity",
+        ),
+        TopicSpec(
             topics.name(topics.outcomes_topic),
             topics.outcomes_partitions,
             rf,

@@ -15,7 +15,7 @@ from adapters.http import DEFAULT_TIMEOUTS, AuthConfig, Timeouts
 from adapters.registry import create_adapter
 from streams.exceptions import TurnupError
 from streams.tenancy.secrets import SecretResolver
-from streams.tenancy.tenant import AUTH_OPTION, Tenant, auth_kind_for
+from streams.tenancy.tenant import CONNECTOR_OPTIONS, Tenant, auth_kind_for
 
 
 def receiver_config_for(
@@ -43,7 +43,7 @@ def receiver_config_for(
                 username=connection.username if kind == "basic" else None,
                 secret=secret,
             ),
-            options={k: v for k, v in tenant.options.items() if k != AUTH_OPTION},
+            options={k: v for k, v in tenant.options.items() if k not in CONNECTOR_OPTIONS},
             timeouts=timeouts,
         )
     except ValidationError as exc:

@@ -22,6 +22,18 @@ AUTH_KINDS: tuple[str, ...] = get_args(AuthKind)
 #: Option that picks the auth variant when the receiver accepts several (e.g. bearer vs api_key).
 AUTH_OPTION = "auth"
 
+#: Option capping the calls a second the connector makes to this tenant's receiver.
+RATE_LIMIT_OPTION = "rate_limit"
+
+#: Options the connector reads itself; the others are the adapter's.
+CONNECTOR_OPTIONS = frozenset({AUTH_OPTION, RATE_LIMIT_OPTION})
+
+
+def rate_limit_of(tenant: Tenant) -> float | None:
+    """The tenant's calls-a-second cap, if its turn-up sets one (validated at turn-up)."""
+    value = tenant.options.get(RATE_LIMIT_OPTION)
+    return None if value is None else float(value)
+
 
 @dataclass(frozen=True)
 class Connection:

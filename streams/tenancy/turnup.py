@@ -13,6 +13,7 @@ import yaml
 from adapters.registry import adapter_names
 from streams.exceptions import TurnupError
 from streams.tenancy.tenant import (
+    RATE_LIMIT_OPTION,
     SCHEMES,
     Connection,
     Scheme,
@@ -165,6 +166,16 @@ def validate_turnup(
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise TurnupError(f"option {name}: value must be text, got {type(value).__name__}")
         checked_options[name] = str(value)
+    limit = checked_options.get(RATE_LIMIT_OPTION)
+    if limit is not None:
+        try:
+            valid = float(limit) > 0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise TurnupError(
+                f"option {RATE_LIMIT_OPTION}={limit!r}: calls a second, a number above 0"
+            )
     connection = None
     if host is None:
         given = [

@@ -14,7 +14,7 @@ import faust
 
 from adapters.http import Timeouts
 from streams.avro.codec import Codecs, default_codecs
-from streams.core.lanes import KeyedLanes, OrderedAcks
+from streams.core.breaker import Breakers
 from streams.core.retry import RetryPolicy
 from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
 from streams.settings import Settings
@@ -26,7 +26,8 @@ from streams.worker.links import LinkStore, OutcomeFollower
 from streams.worker.metrics import Metrics
 from streams.worker.ownership import Ownership
 from streams.worker.planner import Planner
-from streams.worker.publishing import Publisher, source_of
+from streams.worker.publishing import Publisher, Source
+from streams.worker.sink import CommandStream
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Pipeline:
             commands=raw_topic(names.commands_topic),
             outcomes=raw_topic(names.outcomes_topic),
             dead_letters=raw_topic(names.dlq_topic),
+            parked=raw_topic(names.parked_topic),
             links=self.links,
             metrics=self.metrics,
             timeout=tuning.publish_timeout,
@@ -137,24 +139,29 @@ class Pipeline:
             ),
             staff_cache_ttl=tuning.staff_cache_ttl,
             settle_window=tuning.receiver_timeout + tuning.reconcile_grace,
+            breakers=Breakers(tuning.breaker_failures, tuning.breaker_cooldown),
+            park_budget=tuning.park_budget,
         )
-        self.acks: OrderedAcks[Any, Any] = OrderedAcks()
-        self.lanes: KeyedLanes[Any] = KeyedLanes(
-            tuning.sink_max_in_flight,
-            self._run_command,
-            self._release,
-            self._stop_fatally,
-            budget_of=self._tenant_of,
-            budget_size=min(tuning.sink_tenant_max_in_flight, tuning.sink_max_in_flight),
-            max_queued=max(tuning.sink_max_queued, tuning.sink_max_in_flight),
-        )
-        self._sink_stream: Any = None
-        commands_topic = names.name(names.commands_topic)
+        streams = {names.name(names.commands_topic), names.name(names.parked_topic)}
         self.ownership = Ownership(
             lambda: self.follower.wait_until_current(CATCH_UP_TIMEOUT),
             self._stop_fatally,
-            is_commands=lambda tp: tp.topic == commands_topic,
+            is_commands=lambda tp: tp.topic in streams,
         )
+
+        def command_stream(run: Callable[[Source], Awaitable[None]]) -> CommandStream:
+            return CommandStream(
+                run,
+                self.ownership,
+                self._stop_fatally,
+                max_in_flight=tuning.sink_max_in_flight,
+                tenant_max_in_flight=tuning.sink_tenant_max_in_flight,
+                max_queued=tuning.sink_max_queued,
+                tenant_of=self._tenant_of,
+            )
+
+        self.sink = command_stream(self.executor.run)
+        self.parked = command_stream(self.executor.run_parked)
         self.app.rebalance_listeners = [self.ownership.rebalance_started]
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
@@ -166,7 +173,8 @@ class Pipeline:
             ("LeadSourceChanged", names.lead_sources_topic, "plan-lead-sources"),
         ):
             self.app.agent(raw_topic(topic), name=name)(self._planner_agent(subject))
-        self.app.agent(raw_topic(names.commands_topic), name="sink")(self._sink)
+        self.app.agent(raw_topic(names.commands_topic), name="sink")(self.sink.agent)
+        self.app.agent(raw_topic(names.parked_topic), name="parked")(self.parked.agent)
         self.app.on_before_shutdown.connect(self._on_shutdown)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -180,11 +188,11 @@ class Pipeline:
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         """Stop the revoked partitions' work at once and forget their acks."""
         gone = self.ownership.revoked(args[0])
-        dropped = await self.lanes.cancel(lambda event: event.message.tp in gone)
-        self.acks.forget(gone)
+        dropped = await self.sink.revoke(gone) + await self.parked.revoke(gone)
         if gone:
-            log.info("revoked %d commands partitions; %d commands left to the next owner",
-                     len(gone), dropped)  # fmt: skip
+            log.info(
+                "revoked %d partitions; %d commands left to the next owner", len(gone), dropped
+            )
 
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         self.ownership.assigned(args[0])
@@ -202,7 +210,8 @@ class Pipeline:
         """Faust stopped consuming: cancel the lanes, then close every receiver client."""
         try:
             async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                await self.lanes.close()
+                await self.sink.close()
+                await self.parked.close()
                 await self.receivers.aclose()
         except TimeoutError:
             log.warning("lanes and receiver clients not closed within %.0fs", SHUTDOWN_TIMEOUT)
@@ -241,23 +250,5 @@ class Pipeline:
         agent.__name__ = f"plan_{subject}"
         return agent
 
-    async def _sink(self, stream: Any) -> None:
-        manual = stream.noack()
-        self._sink_stream = manual
-        async for event in manual.events():
-            message = event.message
-            self.acks.track(message.tp, message.offset, event)
-            await self.lanes.submit(message.key or b"", event)
-
     def _tenant_of(self, event: Any) -> str:
         return _client_of(self.codecs["EntityKey"], event.message.key or b"")
-
-    async def _run_command(self, event: Any) -> None:
-        if not await self.ownership.admit(event.message.tp):
-            return  # revoked meanwhile: the next owner runs it
-        await self.executor.run(source_of(event.message))
-
-    async def _release(self, event: Any) -> None:
-        message = event.message
-        for done in self.acks.complete(message.tp, message.offset):
-            await self._sink_stream.ack(done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from typing import TypeVar
 
 from adapters.base import ReceiverClient, ReceiverStaff
 from adapters.errors import AdapterError, RetryableError
+from streams.core.breaker import Breakers
 from streams.core.decisions import (
     SkipReason,
     StaffLookup,
@@ -18,7 +20,8 @@ from streams.core.decisions import (
     unlinked_reason,
 )
 from streams.core.matching import match_staff, normalize_email
-from streams.core.model import Pending, Record, Status, is_stale
+from streams.core.model import Pending, Record, Status, entity_of, is_stale
+from streams.core.ratelimit import TokenBucket
 from streams.core.retry import RetryPolicy
 from streams.exceptions import (
     ConnectorError,
@@ -26,13 +29,18 @@ from streams.exceptions import (
     RecordDecodeError,
     RetriesExhaustedError,
 )
-from streams.tenancy.tenant import Tenant
+from streams.tenancy.tenant import Tenant, rate_limit_of
 from streams.worker.context import WorkerContext
 from streams.worker.lead_sources import LeadSourceCommands
-from streams.worker.publishing import Source
+from streams.worker.publishing import Source, parked_at
 from streams.worker.users import UserCommands
 
 log = logging.getLogger(__name__)
+
+#: The tenant whose command this task is running (its calls are paced by its rate limit).
+_calls_for: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar(
+    "calls_for", default=None
+)
 
 T = TypeVar("T")
 
@@ -68,25 +76,76 @@ class Executor:
         retry: RetryPolicy,
         staff_cache_ttl: float,
         settle_window: float,
+        breakers: Breakers | None = None,
+        park_budget: float = 6 * 3600.0,
     ) -> None:
         self.ctx = context
         self.retry = retry
+        self.breakers = breakers or Breakers()
+        self.park_budget = park_budget
+        self._buckets: dict[str, tuple[float, TokenBucket]] = {}
         self.staff_cache = StaffCache(staff_cache_ttl)
         self.settle_window = settle_window
         self.users = UserCommands(context, self._timed, self._settle)
         self.lead_sources = LeadSourceCommands(context, self._timed, self._settle)
 
     async def run(self, source: Source) -> None:
-        """Decode and execute one command record; an undecodable one is dead-lettered."""
+        """Decode and execute one command record; an undecodable one is dead-lettered.
+
+        A tenant whose breaker is open, or an entity with commands already parked, has the
+        command parked behind them instead: the partition moves on for everyone else.
+        """
+        command = await self._decode(source)
+        if command is None:
+            return
+        breaker = self.breakers[command["client_id"]]
+        if breaker.is_open(time.time()):
+            await self._park(command, source, "the receiver keeps failing (breaker open)", 0)
+        elif self.ctx.links.has_parked(
+            str(entity_of(command)), command["client_id"], command["intouch_id"]
+        ):
+            await self._park(command, source, "behind this entity's parked commands", 0)
+        else:
+            await self.execute(command, source)
+
+    async def run_parked(self, source: Source) -> None:
+        """Run a parked command once its tenant's breaker lets a probe through; past the park
+        budget it is dead-lettered."""
+        command = await self._decode(source)
+        if command is None:
+            return
+        since = parked_at(source) or time.time()
+        breaker = self.breakers[command["client_id"]]
+        while True:
+            now = time.time()
+            if now - since > self.park_budget:
+                expired = RetriesExhaustedError(
+                    f"parked for {now - since:.0f}s, past the park budget ({self.park_budget:.0f}s)"
+                )
+                await self._fail(command, source, expired, 0)
+                return
+            if breaker.try_probe(now):
+                break
+            await asyncio.sleep(min(max(breaker.wait(now), 0.05), 1.0))
         try:
-            command = self.ctx.codecs["Command"].decode(source.value)
+            await self.execute(command, source, parked_since=since)
+        finally:
+            breaker.probing = False  # whatever happened, the probe is over
+
+    async def _decode(self, source: Source) -> Record | None:
+        try:
+            command: Record = self.ctx.codecs["Command"].decode(source.value)
         except RecordDecodeError as exc:
             await self.ctx.publish.dead_letter(source, "decode", exc, attempts=1)
-            return
-        await self.execute(command, source)
+            return None
+        return command
 
-    async def execute(self, command: Record, source: Source) -> None:
-        """Run one command with retries; permanent or exhausted failures are dead-lettered."""
+    async def execute(
+        self, command: Record, source: Source, *, parked_since: float | None = None
+    ) -> None:
+        """Run one command with retries; permanent failures are dead-lettered, and a command
+        that keeps failing with retryable errors is parked (its tenant's breaker counts it)."""
+        breaker = self.breakers[command["client_id"]]
         started = time.monotonic()
         attempt = 0
         while True:
@@ -94,23 +153,25 @@ class Executor:
             try:
                 tenant = self.ctx.tenants.require(command["client_id"])
                 client = self.ctx.receivers.get(tenant)
+                _calls_for.set(tenant)
                 await self._execute_once(command, tenant, client, attempt)
+                breaker.succeeded()
                 return
             except RetryableError as exc:
                 elapsed = time.monotonic() - started
                 delay = self.retry.next_delay(attempt, elapsed, exc.retry_after)
-                if delay is None:
-                    final = RetriesExhaustedError(
-                        f"gave up after {attempt} attempts in {elapsed:.1f}s: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
-                    await self._fail(command, source, final, attempt)
+                if delay is None or (parked_since is None and breaker.is_open(time.time())):
+                    if delay is None:
+                        breaker.failed(time.time())
+                    reason = f"{type(exc).__name__} after {attempt} attempts: {exc}"
+                    await self._park(command, source, reason, attempt, parked_since)
                     return
                 self.ctx.metrics.retries.labels(type(exc).__name__).inc()
                 await asyncio.sleep(delay)
             except PublishError:
                 raise  # nothing more can be written: the worker stops
             except (AdapterError, ConnectorError) as exc:
+                breaker.succeeded()  # the receiver answered: it is up
                 await self._fail(command, source, exc, attempt)
                 return
             except Exception as exc:
@@ -119,6 +180,20 @@ class Executor:
                 log.exception("command %s failed unexpectedly", command["command_id"])
                 await self._fail(command, source, exc, attempt)
                 return
+
+    async def _park(
+        self,
+        command: Record,
+        source: Source,
+        reason: str,
+        attempts: int,
+        since: float | None = None,
+    ) -> None:
+        """Park the command (the record first, then the PARKED outcome the links count)."""
+        await self.ctx.publish.park(source, since or time.time(), reason)
+        await self.ctx.publish.outcome(
+            command, Status.PARKED, message=f"parked: {reason}", attempts=attempts
+        )
 
     async def _fail(self, command: Record, source: Source, exc: Exception, attempts: int) -> None:
         await self.ctx.publish.outcome(
@@ -148,7 +223,21 @@ class Executor:
             )
             await asyncio.sleep(delay)
 
+    async def _paced(self) -> None:
+        """Wait for the tenant's rate limit (turn-up option `rate_limit`, calls a second)."""
+        tenant = _calls_for.get()
+        rate = rate_limit_of(tenant) if tenant is not None else None
+        if tenant is None or rate is None:
+            return
+        known = self._buckets.get(tenant.client_id)
+        if known is None or known[0] != rate:
+            known = self._buckets[tenant.client_id] = (rate, TokenBucket(rate, max(1.0, rate)))
+        delay = known[1].reserve(time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     async def _timed(self, call: str, work: Awaitable[T]) -> T:
+        await self._paced()
         started = time.monotonic()
         result = "error"
         try:

@@ -13,7 +13,14 @@ from typing import Any
 from rocksdict import Rdict
 
 from streams.avro.codec import AvroCodec
-from streams.core.model import SETTLING_STATUSES, EntityLink, Pending, Status, UserLink
+from streams.core.model import (
+    FINAL_STATUSES,
+    SETTLING_STATUSES,
+    EntityLink,
+    Pending,
+    Status,
+    UserLink,
+)
 from streams.exceptions import KafkaClientError, KafkaTimeoutError, RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
@@ -75,6 +82,11 @@ class LinkStore:
             pending=_pending(row),
         )
 
+    def has_parked(self, entity: str, client_id: str, intouch_id: str) -> bool:
+        """Whether commands of this entity wait in the parking topic (later ones queue behind)."""
+        row = self._get(_key(entity, client_id, intouch_id))
+        return bool(row and row.get("parked"))
+
     def owner_of(self, client_id: str, receiver_id: str) -> str | None:
         """The InTouch user linked to a receiver person record, if any."""
         with self._lock:
@@ -108,6 +120,11 @@ class LinkStore:
                 return False
             row["position"] = list(position)
             status = outcome["status"]
+            parked = row.get("parked", [])
+            if status == Status.PARKED and outcome["command_id"] not in parked:
+                row["parked"] = [*parked, outcome["command_id"]]
+            elif status in FINAL_STATUSES and outcome["command_id"] in parked:
+                row["parked"] = [c for c in parked if c != outcome["command_id"]]
             if status == Status.PENDING_CREATE:
                 started = outcome["occurred_at"]
                 row["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}

@@ -22,6 +22,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PUBLISH_TIMEOUT = 120.0
 
+#: When a command was first parked (epoch seconds): its park budget counts from there.
+PARKED_AT_HEADER = "connector-parked-at"
+PARKED_REASON_HEADER = "connector-parked-reason"
+
+
+def parked_at(source: Source) -> float | None:
+    """When the command in `source` was first parked, from its header."""
+    for name, value in source.headers:
+        if name == PARKED_AT_HEADER and value:
+            try:
+                return float(value.decode())
+            except ValueError:
+                return None
+    return None
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -59,6 +74,7 @@ class Publisher:
         commands: Any,
         outcomes: Any,
         dead_letters: Any,
+        parked: Any,
         links: LinkStore,
         metrics: Metrics,
         timeout: float = DEFAULT_PUBLISH_TIMEOUT,
@@ -68,6 +84,7 @@ class Publisher:
         self._commands = commands
         self._outcomes = outcomes
         self._dead_letters = dead_letters
+        self._parked = parked
         self.links = links
         self.metrics = metrics
 
@@ -81,15 +98,38 @@ class Publisher:
         return self.codecs["EntityKey"].encode(key)
 
     async def _send(self, topic: Any, key: bytes | None, subject: str, value: Record) -> Any:
+        """Encode, send and wait for the broker's ack (see `_send_bytes`)."""
+        return await self._send_bytes(topic, key, subject, self.codecs[subject].encode(value))
+
+    async def park(self, source: Source, parked_at: float, reason: str) -> None:
+        """Put a command, as it was, on the parking topic (keyed as before, so in order)."""
+        headers = [
+            (name, value)
+            for name, value in source.headers
+            if name not in (PARKED_AT_HEADER, PARKED_REASON_HEADER)
+        ]
+        headers += [
+            (PARKED_AT_HEADER, repr(parked_at).encode()),
+            (PARKED_REASON_HEADER, reason[:500].encode()),
+        ]
+        await self._send_bytes(self._parked, source.key, "Command", source.value, headers)
+
+    async def _send_bytes(
+        self,
+        topic: Any,
+        key: bytes | None,
+        subject: str,
+        data: bytes | None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> Any:
         """Send and wait for the broker's ack; while it fails (broker down, leader moving),
         try again with backoff, and give up with `PublishError` after `timeout` seconds."""
-        data = self.codecs[subject].encode(value)
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                pending = await topic.send(key=key, value=data)
+                pending = await topic.send(key=key, value=data, headers=headers)
                 return await pending
             except Exception as exc:
                 elapsed = time.monotonic() - started

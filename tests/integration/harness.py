@@ -134,13 +134,14 @@ class Pipeline:
         mode: ReceiverMode = ReceiverMode.FULL,
         *,
         secret: str | None = None,
+        options: dict[str, str] | None = None,
         **config: Any,
     ) -> ThreadedReceiver:
         """A reference receiver turned up for `client_id`; with `secret`, behind basic auth."""
         if secret is not None:
             config["auth"] = ReferenceAuth(kind="basic", secret=SecretStr(secret))
         self.start_receiver(client_id, mode, **config)
-        self.turn_up(client_id, secret=secret)
+        self.turn_up(client_id, secret=secret, options=options)
         return self.receivers[client_id]
 
     def start_receiver(
@@ -156,7 +157,9 @@ class Pipeline:
         self.receivers[client_id] = threaded
         return threaded
 
-    def turn_up(self, client_id: str, secret: str | None = None) -> None:
+    def turn_up(
+        self, client_id: str, secret: str | None = None, options: dict[str, str] | None = None
+    ) -> None:
         reference = self.receivers[client_id].receiver
         secret_ref = None
         if secret is not None:
@@ -165,7 +168,7 @@ class Pipeline:
             self.extra_env[secret_ref] = secret
         receiver_client = f"R-{client_id}"
         clubs = {"7": "C7", "8": "C8", "9": "C9"}
-        tenant = reference_tenant(reference, client_id, receiver_client, clubs, secret_ref)
+        tenant = reference_tenant(reference, client_id, receiver_client, clubs, secret_ref, options)
         publish_tenant(self.bootstrap, self.kafka, self.topic(self.topics.tenants_topic), tenant)
 
     def seed_staff(self, client_id: str, staff_id: str, email: str, name: str) -> None:
@@ -245,7 +248,7 @@ class Pipeline:
                 if (
                     row["intouch_id"] == intouch_id
                     and row["version"] >= version
-                    and row["status"] not in ("PENDING_CREATE", "UNKNOWN")
+                    and row["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
                 ):
                     return row
             return None

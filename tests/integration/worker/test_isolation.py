@@ -40,3 +40,27 @@ def test_a_hanging_tenant_does_not_delay_another_tenants_commands(
         took = time.monotonic() - started
         # Eight commands hang at a receiver, but they may hold only two of the four slots.
         assert took < 10, f"another tenant waited {took:.1f}s behind a hanging receiver"
+
+
+def test_a_tenants_rate_limit_paces_its_calls_and_no_one_elses(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with running_pipeline(kafka_bootstrap, tmp_path) as p:
+        p.add_receiver("slow", options={"rate_limit": "4"})
+        p.add_receiver("fast")
+        p.start_worker()
+        p.send("UserChanged", user_event("fast", "W0", 1))
+        assert p.wait_outcome("fast", "W0", 1)["status"] == "LINKED"  # the worker is up
+        started = time.monotonic()
+        for n in range(16):
+            p.send("UserChanged", user_event("slow", f"S{n}", 1))
+            p.send("UserChanged", user_event("fast", f"F{n}", 1))
+        for n in range(16):
+            assert p.wait_outcome("fast", f"F{n}", 1)["status"] == "LINKED"
+        fast_took = time.monotonic() - started
+        for n in range(16):
+            assert p.wait_outcome("slow", f"S{n}", 1)["status"] == "LINKED"
+        slow_took = time.monotonic() - started
+        # 16 creates at 4 a second, a burst of 4 first: at least 3 s for the limited tenant.
+        assert slow_took >= 3.0, f"16 calls at 4/s took only {slow_took:.1f}s"
+        assert fast_took < slow_took, (fast_took, slow_took)

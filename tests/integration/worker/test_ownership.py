@@ -74,7 +74,10 @@ def test_a_rebalance_with_a_hanging_receiver_completes_in_seconds(
 
 @pytest.fixture(scope="module")
 def p(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    with running_pipeline(kafka_bootstrap, tmp_path_factory.mktemp("noop")) as pipeline:
+    # Parked work is dead-lettered after 2 s here, so an outage ends in a dead letter quickly.
+    with running_pipeline(
+        kafka_bootstrap, tmp_path_factory.mktemp("noop"), CONNECTOR_PARK_BUDGET="2"
+    ) as pipeline:
         for client_id in ("resend", "staff", "stale"):
             pipeline.add_receiver(client_id)
         pipeline.start_worker()
@@ -85,7 +88,7 @@ def test_an_identical_resend_after_a_dead_letter_reaches_the_receiver(p: Pipelin
     receiver = p.receivers["resend"]
     receiver.call(lambda: receiver.receiver.faults.start_outage(60))
     p.send("UserChanged", user_event("resend", "R1", 1, first_name="Rae"))
-    assert p.wait_outcome("resend", "R1", 1)["status"] == "FAILED"  # retries ran out
+    assert p.wait_outcome("resend", "R1", 1)["status"] == "FAILED"  # parked past its budget
     receiver.call(lambda: receiver.receiver.faults.start_outage(0))
     # InTouch sends the same values again: the receiver does not have them, so they go out.
     p.send("UserChanged", user_event("resend", "R1", 2, first_name="Rae"))

@@ -17,7 +17,13 @@ from streams.settings import KafkaSettings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import receiver_config_for
 from streams.tenancy.secrets import SecretResolver
-from streams.tenancy.tenant import Connection, Tenant, tenant_from_record, tenant_to_record
+from streams.tenancy.tenant import (
+    Connection,
+    Tenant,
+    rate_limit_of,
+    tenant_from_record,
+    tenant_to_record,
+)
 from streams.tenancy.turnup import load_turnup_file, validate_turnup
 from tests.secret_values import TURNUP_UNIT_SECRET
 
@@ -379,3 +385,18 @@ def test_directory_refuses_undecodable_records(directory: TenantDirectory) -> No
 def test_directory_wait_before_start_is_a_clear_error(directory: TenantDirectory) -> None:
     with pytest.raises(Exception, match="not running: call start\\(\\) first"):
         directory.wait_until_current(0.1)
+
+
+@pytest.mark.parametrize("limit", ["0", "-2", "fast", "nan-ish"])
+def test_a_rate_limit_is_a_positive_number_of_calls_a_second(
+    refused: Callable[..., str], limit: str
+) -> None:
+    assert "rate_limit" in refused(options={"rate_limit": limit})
+
+
+def test_a_rate_limit_is_the_connectors_not_the_adapters() -> None:
+    tenant = turnup(options={"rate_limit": "2.5", "region": "eu"})
+    assert rate_limit_of(tenant) == 2.5
+    resolver = SecretResolver(None, environ={"RECEIVER_100_PASSWORD": SECRET})
+    config = receiver_config_for(tenant, resolver)
+    assert dict(config.options) == {"region": "eu"}
