@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 DEFAULT_FAILURES = 5
 DEFAULT_COOLDOWN = 30.0
-DEFAULT_MAX_COOLDOWN = 600.0
+# Past two minutes a recovered receiver would wait too long for its first probe; and Faust
+# reports a stream idle for five minutes as stuck.
+DEFAULT_MAX_COOLDOWN = 120.0
 
 
 @dataclass

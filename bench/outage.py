@@ -1,0 +1,205 @@
+"""One tenant's receiver down for minutes while another's traffic goes on: latency, parking,
+dead letters and the final state, measured in one run.
+
+    python -m bench.outage --minutes 10      # the long form
+    python -m bench.outage --quick           # a 20-second outage
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from adapters.reference import ReceiverMode, ReferenceConfig, ReferenceReceiver, ThreadedReceiver
+from demo.command import reference_tenant
+from demo.worker import start_worker, stop_worker, worker_env
+from streams.avro.codec import default_codecs
+from streams.cli.common import resolve_bootstrap
+from streams.kafka import clients
+from streams.kafka.reader import read_to_end
+from streams.kafka.topics import design_topics, ensure_topics
+from streams.settings import Settings, TopicSettings
+from streams.tenancy.publishing import publish_tenant
+
+CLUBS = {"7": "C7"}
+ENTITIES = 150
+
+
+def user(client: str, intouch_id: str, version: int) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.UTC),
+        "client_id": client, "club_id": "7", "intouch_id": intouch_id, "version": version,
+        "user_type": "PROSPECT", "status": "ACTIVE", "first_name": f"v{version}",
+        "last_name": intouch_id, "email": None, "birthdate": None, "gender": None,
+        "address1": None, "address2": None, "city": None, "zipcode": None, "state": None,
+        "country": None, "mobile_phone": None, "home_phone": None, "work_phone": None,
+        "company": None, "staff_owner_id": None, "lead_source_id": None,
+    }  # fmt: skip
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="Outage length.")
+    parser.add_argument("--quick", action="store_true", help="A 20-second outage.")
+    parser.add_argument("--rate", type=float, default=10.0, help="Events/s per tenant.")
+    parser.add_argument("--baseline", type=float, default=60.0, help="Seconds before it.")
+    args = parser.parse_args()
+    outage = 20.0 if args.quick else args.minutes * 60
+    baseline = min(args.baseline, 20.0) if args.quick else args.baseline
+
+    settings = Settings()
+    bootstrap = resolve_bootstrap(settings, start=True)
+    token = uuid.uuid4().hex[:8]
+    topics = TopicSettings(topic_prefix=f"outage-{token}.")
+    assert not ensure_topics(bootstrap, settings.kafka, design_topics(topics)).mismatched
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-outage-{token}-"))
+    receivers = {}
+    for client in ("steady", "failing"):
+        reference = ReferenceReceiver(
+            ReferenceConfig(mode=ReceiverMode.FULL, clients={f"R-{client}": list(CLUBS.values())})
+        )
+        receivers[client] = ThreadedReceiver(reference)
+        receivers[client].start()
+        tenant = reference_tenant(reference, client, f"R-{client}", CLUBS)
+        publish_tenant(bootstrap, settings.kafka, topics.name(topics.tenants_topic), tenant)
+    env = worker_env(
+        bootstrap=bootstrap, topic_prefix=topics.topic_prefix, app_id=f"outage-{token}",
+        data_dir=workdir / "data",
+    )  # fmt: skip
+    worker = start_worker(env, workdir / "worker.log")
+    codecs = default_codecs()
+    producer = clients.producer(bootstrap, settings.kafka)
+    users_topic = topics.name(topics.users_topic)
+    sent: dict[tuple[str, str, int], float] = {}
+    versions: Counter[tuple[str, str]] = Counter()
+
+    def send_one(client: str, n: int) -> None:
+        intouch_id = f"{client[0].upper()}{n % ENTITIES}"
+        versions[(client, intouch_id)] += 1
+        version = versions[(client, intouch_id)]
+        key = {"client_id": client, "entity": "USER", "intouch_id": intouch_id}
+        producer.produce(
+            users_topic,
+            key=codecs["EntityKey"].encode(key),
+            value=codecs["UserChanged"].encode(user(client, intouch_id, version)),
+        )
+        sent[(client, intouch_id, version)] = time.time()
+
+    def traffic(seconds: float, label: str) -> None:
+        print(f"{label}: {seconds:.0f}s of {args.rate:g} events/s per tenant", flush=True)
+        started, n = time.monotonic(), 0
+        while time.monotonic() - started < seconds:
+            for client in ("steady", "failing"):
+                send_one(client, n)
+            n += 1
+            producer.poll(0)
+            time.sleep(max(0.0, started + n / args.rate - time.monotonic()))
+        producer.flush(30)
+
+    phases: dict[str, tuple[float, float]] = {}
+    outcomes_topic = topics.name(topics.outcomes_topic)
+    try:
+        # Warm up: the baseline starts once the worker has linked a first user.
+        send_one("steady", ENTITIES - 1)
+        producer.flush(30)
+        warm_until = time.monotonic() + 180
+        while not list(read_to_end(bootstrap, settings.kafka, [outcomes_topic])):
+            if time.monotonic() > warm_until:
+                raise SystemExit("the worker did not start within 180 s; see its log")
+            time.sleep(1)
+        mark = time.time()
+        traffic(baseline, "baseline")
+        phases["baseline"] = (mark, time.time())
+        failing = receivers["failing"]
+        failing.call(lambda: failing.receiver.faults.start_outage(outage))
+        mark = time.time()
+        traffic(outage, "outage")
+        phases["outage"] = (mark, time.time())
+        recovered_at = time.time()
+        traffic(min(30.0, baseline), "after")
+        phases["after"] = (recovered_at, time.time())
+        wanted = {k: v for k, v in versions.items()}
+        deadline = time.monotonic() + max(600.0, outage)
+        final: dict[tuple[str, str], dict[str, Any]] = {}
+        outcomes: list[tuple[dict[str, Any], float]] = []
+        while time.monotonic() < deadline:
+            outcomes = [
+                (codecs["Outcome"].decode(m.value()), m.timestamp()[1] / 1000)
+                for m in read_to_end(
+                    bootstrap, settings.kafka, [topics.name(topics.outcomes_topic)]
+                )
+            ]
+            final = {}
+            for row, _ in outcomes:
+                if row["status"] in ("LINKED", "SKIPPED", "FAILED"):
+                    key = (row["client_id"], row["intouch_id"])
+                    if row["version"] >= final.get(key, {}).get("version", -1):
+                        final[key] = row
+            if all(final.get(k, {}).get("version", -1) >= v for k, v in wanted.items()):
+                break
+            time.sleep(2)
+        drained_at = max(
+            (ts for row, ts in outcomes if row["client_id"] == "failing"), default=time.time()
+        )
+    finally:
+        stop_worker(worker)
+    dead = list(read_to_end(bootstrap, settings.kafka, [topics.name(topics.dlq_topic)]))
+    latency: dict[str, list[float]] = {phase: [] for phase in phases}
+    for row, ts in outcomes:
+        if row["client_id"] != "steady" or row["status"] not in ("LINKED", "SKIPPED"):
+            continue
+        produced = sent.get((row["client_id"], row["intouch_id"], row["version"]))
+        if produced is None:
+            continue
+        for phase, (begin, end) in phases.items():
+            if begin <= produced < end:
+                latency[phase].append((ts - produced) * 1000)
+    state = receivers["failing"].call(receivers["failing"].receiver.state)
+    held = [
+        p
+        for club in state["clients"]["R-failing"]["clubs"].values()
+        for p in [*club["prospects"].values(), *club["members"].values()]
+    ]
+    by_entity = Counter(p["lastName"] for p in held)
+    wrong = sum(1 for p in held if p["firstName"] != f"v{versions[('failing', p['lastName'])]}")
+    for threaded in receivers.values():
+        threaded.stop()
+    parked = sum(
+        1 for row, _ in outcomes if row["client_id"] == "failing" and row["status"] == "PARKED"
+    )
+    summary = {
+        "outage_seconds": outage,
+        "events_per_second_per_tenant": args.rate,
+        "steady_p50_ms": {k: round(percentile(v, 0.5), 1) for k, v in latency.items()},
+        "steady_p99_ms": {k: round(percentile(v, 0.99), 1) for k, v in latency.items()},
+        "steady_events": {k: len(v) for k, v in latency.items()},
+        "failing_entities": len([k for k in versions if k[0] == "failing"]),
+        "failing_records": len(held),
+        "failing_duplicated": sum(1 for n in by_entity.values() if n > 1),
+        "failing_lost": len([k for k in versions if k[0] == "failing"]) - len(by_entity),
+        "failing_wrong": wrong,
+        "failing_parked_outcomes": parked,
+        "dead_letters": len(dead),
+        "last_failing_outcome_after_recovery_s": round(drained_at - recovered_at, 1),
+    }
+    base_p50 = summary["steady_p50_ms"]["baseline"]
+    out_p50 = summary["steady_p50_ms"]["outage"]
+    summary["steady_p50_ratio_outage_to_baseline"] = round(out_p50 / base_p50, 2)
+    print("\n".join(f"{k:>40}: {v}" for k, v in summary.items()))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
