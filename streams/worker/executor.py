@@ -76,12 +76,12 @@ class Executor:
         retry: RetryPolicy,
         staff_cache_ttl: float,
         settle_window: float,
-        breakers: Breakers | None = None,
-        park_budget: float = 6 * 3600.0,
+        breakers: Breakers,
+        park_budget: float,
     ) -> None:
         self.ctx = context
         self.retry = retry
-        self.breakers = breakers or Breakers()
+        self.breakers = breakers
         self.park_budget = park_budget
         self._buckets: dict[str, tuple[float, TokenBucket]] = {}
         self.staff_cache = StaffCache(staff_cache_ttl)

@@ -69,6 +69,3 @@ class Ownership:
         """Wait until the gate is open; whether `partition` is still this worker's to run."""
         await self._ready.wait()
         return partition in self._owned
-
-    def owns(self, partition: Any) -> bool:
-        return self._ready.is_set() and partition in self._owned

@@ -20,8 +20,6 @@ from streams.worker.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PUBLISH_TIMEOUT = 120.0
-
 #: When a command was first parked (epoch seconds): its park budget counts from there.
 PARKED_AT_HEADER = "connector-parked-at"
 PARKED_REASON_HEADER = "connector-parked-reason"
@@ -77,7 +75,7 @@ class Publisher:
         parked: Any,
         links: LinkStore,
         metrics: Metrics,
-        timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        timeout: float,
     ) -> None:
         self.codecs = codecs
         self.timeout = timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from adapters.base import Capability as Cap
 from adapters.base import ClubRef, Person, ReceiverClient
@@ -27,7 +27,6 @@ from streams.exceptions import IdentityConflictError, OutcomeUnknownError, Plann
 from streams.tenancy.tenant import Tenant
 from streams.worker.context import WorkerContext
 
-T = TypeVar("T")
 Timed = Callable[[str, Awaitable[Any]], Awaitable[Any]]
 Settle = Callable[[Pending], Awaitable[None]]
 
