@@ -40,6 +40,11 @@ class ReferenceReceiver:
         #: API requests not done yet: a late apply counts until it has landed; a request
         #: applied and then held (apply-then-time-out) no longer does.
         self.in_flight = 0
+        #: Changes to one record sent while another change to it was still being answered to
+        #: a connected caller ("METHOD subject"): one caller never does that, so each is a
+        #: command run by two callers at once.
+        self.overlaps: list[str] = []
+        self._changing: dict[str, list[web.Request]] = {}
         # (route, path, Idempotency-Key) -> the first answer's status and body.
         self._idempotent: dict[tuple[str, str, str], tuple[int, bytes]] = {}
         self._closing = asyncio.Event()
@@ -113,6 +118,7 @@ class ReferenceReceiver:
         self.store.reset()
         self.calls = CallLog.empty()
         self._idempotent.clear()
+        self.overlaps.clear()
         self.faults.clear()
 
     def state(self) -> dict[str, Any]:
@@ -143,6 +149,38 @@ class ReferenceReceiver:
         return response
 
     async def _api_call(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        subject = await self._subject(request)
+        if subject is None:
+            return await self._counted_call(request, handler)
+        others = [
+            r
+            for r in self._changing.get(subject, [])
+            if r.transport is not None and not r.transport.is_closing()
+        ]
+        if others:
+            self.overlaps.append(f"{request.method} {subject}")
+        self._changing[subject] = [*others, request]
+        try:
+            return await self._counted_call(request, handler)
+        finally:
+            left = [r for r in self._changing.get(subject, []) if r is not request]
+            if left:
+                self._changing[subject] = left
+            else:
+                self._changing.pop(subject, None)
+
+    @staticmethod
+    async def _subject(request: web.Request) -> str | None:
+        """The record a changing call is about: the external ID it carries, else its path."""
+        if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+            return None
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            body = await request.json() if request.can_read_body else None
+            if isinstance(body, dict) and body.get("externalId"):
+                return f"externalId={body['externalId']}"
+        return request.path
+
+    async def _counted_call(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.in_flight += 1
         done = False
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import sys
 
 import httpx
 
-from adapters.reference import ReceiverMode, ReferenceConfig, run_in_thread
-from tests.integration.adapters.receivers import CLIENT, CLUB, person, run, serving
+from adapters.reference import FaultSpec, ReceiverMode, ReferenceConfig, run_in_thread
+from tests.integration.adapters.receivers import CLIENT, CLUB, eventually, person, run, serving
 
 
 def test_admin_endpoints_show_state_count_calls_seed_staff_and_reset() -> None:
@@ -81,3 +83,30 @@ def test_serve_command_prints_its_url_and_serves() -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_changes_to_one_record_from_two_callers_at_once_are_recorded_as_overlaps() -> None:
+    async def scenario() -> None:
+        async with serving(faults=FaultSpec(latency_ms=300)) as (receiver, client):
+            # One caller, one change at a time: nothing recorded.
+            await client.create_prospect(CLUB, person(intouch_id="A"))
+            await client.create_prospect(CLUB, person(intouch_id="B"))
+            assert receiver.overlaps == []
+            # A caller that gave up (its connection closed) no longer counts.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.create_prospect(CLUB, person(intouch_id="C")), 0.1)
+            await eventually(lambda: _async(receiver.in_flight == 0), 2.0)
+            await client.create_prospect(CLUB, person(intouch_id="C"))
+            assert receiver.overlaps == []
+            # Two callers changing one record at once: recorded.
+            await asyncio.gather(
+                client.create_prospect(CLUB, person(intouch_id="D")),
+                client.create_prospect(CLUB, person(intouch_id="D")),
+            )
+            assert receiver.overlaps == ["POST externalId=D"]
+
+    run(scenario())
+
+
+async def _async(value: bool) -> bool:
+    return value
