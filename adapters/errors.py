@@ -28,13 +28,20 @@ class RetryableError(AdapterError):
     """A transient failure; retry later, no sooner than `retry_after` seconds when it is set."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, maybe_applied: bool = True
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        maybe_applied: bool = True,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         # False only when the request provably never ran (no connection, 429): a timeout or
         # a 5xx leaves the outcome unknown, and a create may have happened.
         self.maybe_applied = maybe_applied
+        # The receiver is up and asked us to slow down (429): back off, but it is no failure.
+        self.throttled = throttled
 
 
 class PermanentError(AdapterError):

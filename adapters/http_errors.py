@@ -71,6 +71,7 @@ def error_for_status(
             retry_after=parse_retry_after(headers.get("retry-after")),
             # A throttled or too-early request was turned away before it ran.
             maybe_applied=status not in (425, 429),
+            throttled=status == 429,
         )
     return PermanentError(text, status=status, receiver_message=message, body=body)
 

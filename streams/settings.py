@@ -36,6 +36,12 @@ class KafkaSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD")
     )
     ssl_cafile: Path | None = Field(default=None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+    consumer_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("KAFKA_CONSUMER_CONFIG"),
+        description="Extra librdkafka settings (JSON) for the worker's readers: the link "
+        'follower and the tenant directory, e.g. {"fetch.max.bytes": 104857600}.',
+    )
 
     def librdkafka_config(
         self, bootstrap: str, *, plaintext_secrets: bool = False
@@ -144,6 +150,12 @@ class PipelineSettings(BaseSettings):
     sink_max_queued: int = Field(
         default=4096, ge=1, description="Commands a worker holds, queued or running."
     )
+    sink_tenant_max_queued: int = Field(
+        default=1024,
+        ge=1,
+        description="Commands a worker holds for one tenant; past it, that tenant's new "
+        "commands are parked, so a slow tenant cannot fill the worker's room.",
+    )
     retry_max_attempts: int = Field(
         default=6, ge=1, description="Calls per command, first included."
     )
@@ -164,7 +176,9 @@ class PipelineSettings(BaseSettings):
         "unknown outcome is looked up only after the timeout and this grace.",
     )
     breaker_failures: int = Field(
-        default=5, ge=1, description="Commands of a tenant failing in a row that open its breaker."
+        default=5,
+        ge=1,
+        description="Failed receiver calls of a tenant in a row that open its breaker.",
     )
     breaker_cooldown: float = Field(
         default=30.0, gt=0, description="Seconds an open breaker waits before a probe (doubles)."

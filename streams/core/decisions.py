@@ -23,6 +23,7 @@ class SkipReason(enum.StrEnum):
     NAME_UNCHANGED = "name unchanged"
     NO_LEAD_SOURCE_UPDATE = "no lead source update call"
     NO_LEAD_SOURCE_CALLS = "the receiver has no lead source calls"
+    SUPERSEDED = "superseded: a newer version waits parked behind it"
 
 
 # -- users -----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -88,6 +88,19 @@ class KeyedLanes(Generic[T]):
         self._lanes: dict[bytes, deque[T]] = {}
         self._tasks: dict[bytes, asyncio.Task[None]] = {}
         self._failed: BaseException | None = None
+        self._held: Counter[Hashable] = Counter()
+
+    def held(self, budget: Hashable) -> int:
+        """Items of one budget (tenant) held now, queued or running."""
+        return self._held[budget]
+
+    def _let_go(self, item: T) -> None:
+        """An item leaves (done, dropped or left behind): free its room."""
+        self._room.release()
+        name = self._budget_of(item)
+        self._held[name] -= 1
+        if self._held[name] <= 0:
+            del self._held[name]
 
     async def submit(self, key: bytes, item: T) -> None:
         """Queue `item` behind earlier items of `key`; waits while `max_queued` are held.
@@ -99,6 +112,7 @@ class KeyedLanes(Generic[T]):
         if self._failed is not None:
             self._room.release()
             raise self._failed
+        self._held[self._budget_of(item)] += 1
         lane = self._lanes.get(key)
         if lane is not None:
             lane.append(item)
@@ -136,10 +150,10 @@ class KeyedLanes(Generic[T]):
                     self._on_error(exc)
                     break
             lane.popleft()
-            self._room.release()
+            self._let_go(item)
             await self._on_done(item)
-        for _ in lane:  # left behind by a failure: not done, not acked
-            self._room.release()
+        for left in lane:  # left behind by a failure: not done, not acked
+            self._let_go(left)
         del self._lanes[key]
 
     async def cancel(self, doomed: Callable[[T], bool]) -> int:
@@ -155,8 +169,8 @@ class KeyedLanes(Generic[T]):
         for key in victims:
             lane = self._lanes.pop(key, None) or deque()
             dropped += len(lane)
-            for _ in lane:
-                self._room.release()
+            for left in lane:
+                self._let_go(left)
         return dropped
 
     async def close(self) -> None:

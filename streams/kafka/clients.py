@@ -60,7 +60,7 @@ def consumer(
     bootstrap: str, kafka: KafkaSettings, group_id: str, config: Config | None = None
 ) -> Any:
     """A consumer in `group_id` that never commits on its own; `config` adds settings."""
-    settings = {**CONSUMER_DEFAULTS, "group.id": group_id}
+    settings = {**CONSUMER_DEFAULTS, **kafka.consumer_config, "group.id": group_id}
     with kafka_errors(f"cannot create a consumer for {bootstrap}"):
         return Consumer(_config(bootstrap, kafka, settings, config))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,4 +137,30 @@ def ensure_topics(
                 if clients.error_code(exc) != clients.TOPIC_ALREADY_EXISTS:
                     raise KafkaClientError(f"cannot create {name}: {exc}") from exc
                 present.append(name)  # a concurrent ensure won
+        _wait_until_usable(client, [s.name for s in missing], bootstrap, timeout)
     return EnsureResult(created, present, mismatched)
+
+
+def _wait_until_usable(client: Any, names: list[str], bootstrap: str, timeout: float) -> None:
+    """Wait until every new topic has a leader for each partition in the metadata: a
+    producer started right after `ensure` would otherwise be told the topic does not exist."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting:
+        with clients.kafka_errors(f"cannot list topics on {bootstrap}"):
+            topics: Any = client.list_topics(timeout=timeout).topics
+        waiting = {
+            name
+            for name in waiting
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        }
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaClientError(
+                f"created topics have no leader after {timeout:g}s: {', '.join(sorted(waiting))}"
+            )
+        time.sleep(0.1)

@@ -54,6 +54,27 @@ def _client_of(codec: Any, key: bytes) -> str:
         return ""
 
 
+class _ParkedIsNotStuck(logging.Filter):
+    """Faust reports a stream whose offsets stop moving for minutes as stuck ("report as bug").
+    Parked work waits for its tenant's breaker on purpose, for as long as the park budget:
+    for the parking topic that report is an INFO line, not an ERROR."""
+
+    MARKERS = ("Stream stopped processing", "Has not committed", "has not started processing")
+
+    def __init__(self, parked_topic: str) -> None:
+        super().__init__()
+        self.parked_topic = parked_topic
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            text = record.getMessage()
+            if self.parked_topic in text and any(m in text for m in self.MARKERS):
+                record.msg, record.args = text.split("\n", 1)[0], None
+                record.msg += " (parked work waiting for its tenant's receiver)"
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class _App(faust.App):
     """Faust's app, telling the pipeline the moment a rebalance starts, before any revoke."""
 
@@ -149,7 +170,10 @@ class Pipeline:
             is_commands=lambda tp: tp.topic in streams,
         )
 
-        def command_stream(run: Callable[[Source], Awaitable[None]]) -> CommandStream:
+        def command_stream(
+            run: Callable[[Source], Awaitable[None]],
+            overflow: Callable[[Source], Awaitable[None]] | None = None,
+        ) -> CommandStream:
             return CommandStream(
                 run,
                 self.ownership,
@@ -158,9 +182,13 @@ class Pipeline:
                 tenant_max_in_flight=tuning.sink_tenant_max_in_flight,
                 max_queued=tuning.sink_max_queued,
                 tenant_of=self._tenant_of,
+                tenant_max_queued=tuning.sink_tenant_max_queued,
+                overflow=overflow,
             )
 
-        self.sink = command_stream(self.executor.run)
+        # A tenant over its share of the sink's room has its new commands parked; the parked
+        # stream itself just waits (its room fills only with work already parked).
+        self.sink = command_stream(self.executor.run, self.executor.park_overflow)
         self.parked = command_stream(self.executor.run_parked)
         self.app.rebalance_listeners = [self.ownership.rebalance_started]
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -176,6 +204,9 @@ class Pipeline:
         self.app.agent(raw_topic(names.commands_topic), name="sink")(self.sink.agent)
         self.app.agent(raw_topic(names.parked_topic), name="parked")(self.parked.agent)
         self.app.on_before_shutdown.connect(self._on_shutdown)
+        logging.getLogger("faust.transport.drivers.aiokafka").addFilter(
+            _ParkedIsNotStuck(names.name(names.parked_topic))
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     def prepare(self, timeout: float = 120.0) -> None:

@@ -108,15 +108,31 @@ class Executor:
         else:
             await self.execute(command, source)
 
+    async def park_overflow(self, source: Source) -> None:
+        """Park a command whose tenant already holds its share of the sink's room."""
+        command = await self._decode(source)
+        if command is not None:
+            await self._park(command, source, "the tenant's backlog in the sink is full", 0)
+
     async def run_parked(self, source: Source) -> None:
         """Run a parked command once its tenant's breaker lets a probe through; past the park
-        budget it is dead-lettered."""
+        budget it is dead-lettered.
+
+        A command with a newer version of its entity parked behind it is skipped: commands
+        carry the whole entity, so after an outage the receiver gets one call per entity, not
+        one per change made while it was down.
+        """
         command = await self._decode(source)
         if command is None:
             return
         since = parked_at(source) or time.time()
         breaker = self.breakers[command["client_id"]]
         while True:
+            if self._superseded(command):
+                await self.ctx.publish.outcome(
+                    command, Status.SKIPPED, message=SkipReason.SUPERSEDED
+                )
+                return
             now = time.time()
             if now - since > self.park_budget:
                 expired = RetriesExhaustedError(
@@ -131,6 +147,13 @@ class Executor:
             await self.execute(command, source, parked_since=since)
         finally:
             breaker.probing = False  # whatever happened, the probe is over
+
+    def _superseded(self, command: Record) -> bool:
+        """Whether a newer version of the command's entity waits parked behind it."""
+        newer = self.ctx.links.newest_parked(
+            str(entity_of(command)), command["client_id"], command["intouch_id"]
+        )
+        return newer is not None and newer > command["version"]
 
     async def _decode(self, source: Source) -> Record | None:
         try:
@@ -158,11 +181,16 @@ class Executor:
                 breaker.succeeded()
                 return
             except RetryableError as exc:
+                # Every failed attempt counts (a 429 is no failure): a receiver that hangs opens
+                # its breaker after a few timeouts, not after a few commands have used up their
+                # retries. A parked command's failed probe opens it again, and the command goes
+                # back to wait.
+                now = time.time()
+                if not exc.throttled:
+                    breaker.failed(now)
                 elapsed = time.monotonic() - started
                 delay = self.retry.next_delay(attempt, elapsed, exc.retry_after)
-                if delay is None or (parked_since is None and breaker.is_open(time.time())):
-                    if delay is None:
-                        breaker.failed(time.time())
+                if delay is None or breaker.is_open(now):
                     reason = f"{type(exc).__name__} after {attempt} attempts: {exc}"
                     await self._park(command, source, reason, attempt, parked_since)
                     return

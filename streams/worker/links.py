@@ -87,6 +87,13 @@ class LinkStore:
         row = self._get(_key(entity, client_id, intouch_id))
         return bool(row and row.get("parked"))
 
+    def newest_parked(self, entity: str, client_id: str, intouch_id: str) -> int | None:
+        """The highest version of this entity that waits in the parking topic, if any."""
+        row = self._get(_key(entity, client_id, intouch_id))
+        if not row or not row.get("parked"):
+            return None
+        return int(row.get("parked_version", -1))
+
     def owner_of(self, client_id: str, receiver_id: str) -> str | None:
         """The InTouch user linked to a receiver person record, if any."""
         with self._lock:
@@ -123,6 +130,7 @@ class LinkStore:
             parked = row.get("parked", [])
             if status == Status.PARKED and outcome["command_id"] not in parked:
                 row["parked"] = [*parked, outcome["command_id"]]
+                row["parked_version"] = max(row.get("parked_version", -1), outcome["version"])
             elif status in FINAL_STATUSES and outcome["command_id"] in parked:
                 row["parked"] = [c for c in parked if c != outcome["command_id"]]
             if status == Status.PENDING_CREATE:

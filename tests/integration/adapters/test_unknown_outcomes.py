@@ -61,6 +61,7 @@ def test_throttled_and_refused_calls_provably_did_not_run() -> None:
             with pytest.raises(RetryableError) as caught:
                 await client.create_prospect(CLUB, person())
             assert not caught.value.maybe_applied
+            assert caught.value.throttled  # the receiver is up: no breaker failure
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -69,6 +70,7 @@ def test_throttled_and_refused_calls_provably_did_not_run() -> None:
             with pytest.raises(RetryableError) as caught:
                 await refused.create_prospect(CLUB, person())
             assert not caught.value.maybe_applied
+            assert not caught.value.throttled
 
     run(scenario())
 

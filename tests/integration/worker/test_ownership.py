@@ -6,28 +6,37 @@ table shows the receiver already has it — never because of what a process reme
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from adapters.reference import FaultSpec
+from demo.worker import stop_worker
 from tests.integration.harness import (
     Pipeline,
     running_pipeline,
+    settled,
     staff_event,
     user_event,
     wait_for,
 )
 
 
-def owners_of(p: Pipeline) -> dict[str, int] | None:
-    """Commands partitions per member of the worker group, once there are two members."""
+def owners_of(p: Pipeline, members: int = 2) -> dict[str, int] | None:
+    """Commands partitions per member of the worker group, once `members` members own some
+    and the group is stable."""
     admin = AdminClient({"bootstrap.servers": p.bootstrap})
     (future,) = admin.describe_consumer_groups([p.app_id]).values()
-    group = future.result(timeout=10)
+    try:
+        group = future.result(timeout=10)
+    except KafkaException:  # e.g. NOT_COORDINATOR while the group is being set up: ask again
+        return None
     commands = p.topic(p.topics.commands_topic)
     owned = {
         member.member_id: sum(
@@ -35,7 +44,8 @@ def owners_of(p: Pipeline) -> dict[str, int] | None:
         )
         for member in group.members
     }
-    return owned if len(owned) == 2 and all(owned.values()) else None
+    stable = str(group.state).upper().endswith("STABLE")
+    return owned if stable and len(owned) == members and all(owned.values()) else None
 
 
 def test_a_rebalance_with_a_hanging_receiver_completes_in_seconds(
@@ -70,13 +80,83 @@ def test_a_rebalance_with_a_hanging_receiver_completes_in_seconds(
         assert took < 30, f"other tenants waited {took:.1f}s behind a hanging receiver"
         assert second.poll() is None
         wait_for("both workers to own commands partitions", lambda: owners_of(p))
+        # No change to one record was ever sent by two workers at once.
+        hang = p.receivers["hang"]
+        assert hang.call(lambda: list(hang.receiver.overlaps)) == []
+
+
+def test_a_user_reverted_after_its_partition_moved_away_and_back_reaches_the_receiver(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with running_pipeline(kafka_bootstrap, tmp_path) as p:
+        p.add_receiver("pingpong")
+        p.start_worker()
+        users = [f"P{n}" for n in range(24)]  # spread over all six partitions
+
+        def change(version: int, name: str) -> None:
+            for intouch_id in users:
+                p.send("UserChanged", user_event("pingpong", intouch_id, version, first_name=name))
+            for intouch_id in users:
+                assert p.wait_outcome("pingpong", intouch_id, version)["status"] == "LINKED"
+
+        change(1, "Old")
+        (second,) = p.start_more_workers(1)
+        wait_for("both workers to own commands partitions", lambda: owners_of(p))
+        change(2, "New")  # half of the users are changed by the second worker
+        stop_worker(second)
+        wait_for("the first worker to own every partition again", lambda: owners_of(p, 1))
+        # Back to the values the first worker sent long ago: the receiver has "New", so every
+        # one of them must go out, whoever sent what before.
+        change(3, "Old")
+        assert sorted(r["firstName"] for r in p.people("pingpong")) == ["Old"] * len(users)
+
+
+def test_a_handover_with_a_lagging_link_reader_creates_nothing_twice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Every worker's link reader trails the outcomes log by up to 10 s (the broker holds each
+    # of its fetches that long), and every call takes 1 s at the receiver, so creates are in
+    # flight, and their outcomes unread by the other workers, when the partitions move.
+    lagging = json.dumps({"fetch.wait.max.ms": 10000, "fetch.min.bytes": 50_000_000})
+    with running_pipeline(kafka_bootstrap, tmp_path, KAFKA_CONSUMER_CONFIG=lagging) as p:
+        p.add_receiver("handover", faults=FaultSpec(latency_ms=1000))
+        p.start_worker()
+        p.start_more_workers(2)
+        wait_for("three workers to own commands partitions", lambda: owners_of(p, 3))
+        users = [f"H{n}" for n in range(36)]
+        for intouch_id in users:
+            p.send("UserChanged", user_event("handover", intouch_id, 1))
+        receiver = p.receivers["handover"]
+        wait_for(
+            "creates to be in flight",
+            lambda: receiver.call(lambda: receiver.receiver.in_flight) >= 6,
+        )
+        # One worker stops cleanly: its partitions, with creates in flight and outcomes just
+        # written, go to two workers that have not read those outcomes yet.
+        p.stop_worker()
+        for intouch_id in users:
+            # LINKED, or SKIPPED when the new owner re-ran a command its link shows done.
+            assert p.wait_outcome("handover", intouch_id, 1, timeout=120)["status"] in (
+                "LINKED",
+                "SKIPPED",
+            )
+        linked = {o["intouch_id"] for o in p.outcomes("handover") if o["status"] == "LINKED"}
+        assert linked == set(users)
+        wait_for("the receiver to settle", lambda: settled(p, "handover"))
+        held = Counter(r["externalId"] for r in p.people("handover"))
+        assert held == Counter(users), f"created twice: {[k for k, n in held.items() if n > 1]}"
+        assert receiver.call(lambda: list(receiver.receiver.overlaps)) == []
 
 
 @pytest.fixture(scope="module")
 def p(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    # Parked work is dead-lettered after 2 s here, so an outage ends in a dead letter quickly.
+    # Parked work is dead-lettered after 2 s here, so an outage ends in a dead letter quickly;
+    # the breaker stays closed, so the first change after the outage goes out at once.
     with running_pipeline(
-        kafka_bootstrap, tmp_path_factory.mktemp("noop"), CONNECTOR_PARK_BUDGET="2"
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("noop"),
+        CONNECTOR_PARK_BUDGET="2",
+        CONNECTOR_BREAKER_FAILURES="1000000",
     ) as pipeline:
         for client_id in ("resend", "staff", "stale"):
             pipeline.add_receiver(client_id)

@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from streams.core.decisions import SkipReason
+from streams.core.model import FINAL_STATUSES
 from tests.integration.harness import running_pipeline, user_event, wait_for
 
 
@@ -50,6 +52,13 @@ def test_an_outage_parks_one_tenants_work_and_it_lands_exactly_once_after(
         assert Counter(r["externalId"] for r in people) == Counter(f"D{n}" for n in range(8))
         assert {r["firstName"] for r in people} == {"Two"}
         assert not [d for d in p.dead_letters() if d["client_id"] == "down"]
+        # Version 1 never went out: with version 2 parked behind it, it was superseded (one
+        # call per entity after the outage, not one per change made during it).
+        firsts = [
+            o for o in p.outcomes("down") if o["version"] == 1 and o["status"] in FINAL_STATUSES
+        ]
+        assert {o["status"] for o in firsts} == {"SKIPPED"}
+        assert any(o["message"] == SkipReason.SUPERSEDED for o in firsts)
 
 
 def test_work_parked_past_its_budget_is_dead_lettered_with_the_reason(

@@ -149,3 +149,20 @@ def test_cancelled_lanes_give_back_their_room_and_run_nothing_more() -> None:
     dropped, started = asyncio.run(scenario())
     assert dropped == 2
     assert "p0-2" not in started
+
+
+def test_held_counts_a_tenants_queued_and_running_items_until_they_leave() -> None:
+    async def scenario() -> list[tuple[int, int]]:
+        lanes, started = _hanging_lanes(max_in_flight=4, budget_size=1)
+        seen = []
+        await lanes.submit(b"a0", "a/0/hang")
+        await lanes.submit(b"a1", "a/1/hang")  # waits for a's budget
+        await lanes.submit(b"a0", "a/2/hang")  # waits behind its own entity
+        await lanes.submit(b"b0", "b/0/quick")
+        await started.wait_for("b/0/quick")
+        seen.append((lanes.held("a"), lanes.held("b")))
+        await lanes.cancel(lambda item: item.startswith("a/"))
+        seen.append((lanes.held("a"), lanes.held("b")))
+        return seen
+
+    assert asyncio.run(scenario()) == [(3, 0), (0, 0)]
