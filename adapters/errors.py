@@ -34,9 +34,13 @@ class RetryableError(AdapterError):
         retry_after: float | None = None,
         maybe_applied: bool = True,
         throttled: bool = False,
+        cause: str = "other",
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: A closed set, for metrics: throttled, server_error, timeout, connection, transport,
+        #: other.
+        self.cause = "throttled" if throttled else cause
         # False only when the request provably never ran (no connection, 429): a timeout or
         # a 5xx leaves the outcome unknown, and a create may have happened.
         self.maybe_applied = maybe_applied

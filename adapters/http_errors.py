@@ -72,6 +72,7 @@ def error_for_status(
             # A throttled or too-early request was turned away before it ran.
             maybe_applied=status not in (425, 429),
             throttled=status == 429,
+            cause="server_error" if status >= 500 else "timeout" if status == 408 else "other",
         )
     return PermanentError(text, status=status, receiver_message=message, body=body)
 
@@ -103,17 +104,22 @@ def translate_errors(what: str) -> Iterator[None]:
         # No connection (or no pooled one) in time: the request was never sent.
         sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
         raise RetryableError(
-            f"{what}: timed out ({type(exc).__name__})", maybe_applied=sent
+            f"{what}: timed out ({type(exc).__name__})", maybe_applied=sent, cause="timeout"
         ) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise MisconfiguredError(f"{what}: bad receiver URL ({exc})") from exc
     except httpx.ConnectError as exc:
         if _caused_by_certificate(exc):
             raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
-        raise RetryableError(f"{what}: cannot connect ({exc})", maybe_applied=False) from exc
+        raise RetryableError(
+            f"{what}: cannot connect ({exc})", maybe_applied=False, cause="connection"
+        ) from exc
     except httpx.DecodingError as exc:
         raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
     except httpx.TooManyRedirects as exc:
         raise PermanentError(f"{what}: too many redirects") from exc
     except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
-        raise RetryableError(f"{what}: transport failed ({type(exc).__name__}: {exc})") from exc
+        raise RetryableError(
+            f"{what}: transport failed ({type(exc).__name__}: {exc})",
+            cause="timeout" if isinstance(exc, TimeoutError) else "transport",
+        ) from exc

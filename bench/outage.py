@@ -67,6 +67,7 @@ class RebalanceWatch:
         self.admin = clients.admin(bootstrap, settings.kafka)
         self.group = group
         self.began: float | None = None
+        self.began_at: float | None = None
         self.seconds: float | None = None
 
     def watch(self, limit: float = 120.0) -> None:
@@ -82,6 +83,7 @@ class RebalanceWatch:
             now = time.monotonic()
             if not stable and self.began is None:
                 self.began = now
+                self.began_at = time.time()
             if stable and self.began is not None and len(group.members) == 2:
                 self.seconds = now - self.began
                 return
@@ -94,6 +96,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="A 20-second outage.")
     parser.add_argument("--rate", type=float, default=10.0, help="Events/s per tenant.")
     parser.add_argument("--baseline", type=float, default=60.0, help="Seconds before it.")
+    parser.add_argument("--raw", type=Path, help="Write every steady event's latency here.")
+    parser.add_argument(
+        "--no-rebalance", action="store_true", help="No second worker joins mid-outage."
+    )
     parser.add_argument(
         "--fault",
         choices=("down", "hang"),
@@ -192,14 +198,17 @@ def main() -> None:
             hanging = FaultSpec(timeout_rate=1.0, hang_s=3600)
             failing.call(lambda: failing.receiver.faults.replace(hanging, {}))
         mark = time.time()
-        traffic(outage / 2, "outage")
-        # Half way, a second worker joins: the group rebalances while calls hang or fail.
-        watch = threading.Thread(target=rebalance.watch, daemon=True)
-        watch.start()
-        env2 = {**env, "CONNECTOR_DATA_DIR": str(workdir / "data-2")}
-        workers.append(start_worker(env2, workdir / "worker-2.log"))
-        traffic(outage / 2, "outage, two workers")
-        watch.join(timeout=120)
+        if args.no_rebalance:
+            traffic(outage, "outage")
+        else:
+            traffic(outage / 2, "outage")
+            # Half way, a second worker joins: the group rebalances while calls hang or fail.
+            watch = threading.Thread(target=rebalance.watch, daemon=True)
+            watch.start()
+            env2 = {**env, "CONNECTOR_DATA_DIR": str(workdir / "data-2")}
+            workers.append(start_worker(env2, workdir / "worker-2.log"))
+            traffic(outage / 2, "outage, two workers")
+            watch.join(timeout=120)
         failing.call(failing.receiver.faults.clear)
         phases["outage"] = (mark, time.time())
         recovered_at = time.time()
@@ -234,12 +243,14 @@ def main() -> None:
             stop_worker(worker)
     dead = list(read_to_end(bootstrap, settings.kafka, [topics.name(topics.dlq_topic)]))
     latency: dict[str, list[float]] = {phase: [] for phase in phases}
+    raw = []
     for row, ts in outcomes:
         if row["client_id"] != "steady" or row["status"] not in ("LINKED", "SKIPPED"):
             continue
         produced = sent.get((row["client_id"], row["intouch_id"], row["version"]))
         if produced is None:
             continue
+        raw.append({"produced": produced, "ms": (ts - produced) * 1000, "id": row["intouch_id"]})
         for phase, (begin, end) in phases.items():
             if begin <= produced < end:
                 latency[phase].append((ts - produced) * 1000)
@@ -277,6 +288,11 @@ def main() -> None:
     base_p50 = summary["steady_p50_ms"]["baseline"]
     out_p50 = summary["steady_p50_ms"]["outage"]
     summary["steady_p50_ratio_outage_to_baseline"] = round(out_p50 / base_p50, 2)
+    if args.raw:
+        marks = {name: begin for name, (begin, _) in phases.items()}
+        if rebalance.began_at is not None:
+            marks["rebalance"] = rebalance.began_at
+        args.raw.write_text(json.dumps({"marks": marks, "events": raw}))
     print("\n".join(f"{k:>40}: {v}" for k, v in summary.items()))
     print(json.dumps(summary))
 

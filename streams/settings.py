@@ -198,6 +198,11 @@ class PipelineSettings(BaseSettings):
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )
     metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics server.")
+    lag_interval: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds between samples of the worker group's lag for /metrics (0: none).",
+    )
     secrets_dir: Path | None = Field(
         default=None, description="Folder of secret files, one per secret reference."
     )

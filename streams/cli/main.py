@@ -15,6 +15,7 @@ LAZY_COMMANDS = {
     "tenants": "streams.cli.tenants:tenants",
     "generate": "demo.generate:generate",
     "worker": "streams.cli.worker:worker",
+    "lag-exporter": "streams.cli.exporter:lag_exporter",
     "demo": "demo.command:demo",
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.kafka:topics",

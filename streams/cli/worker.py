@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import click
 
@@ -23,13 +24,37 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
         raise TopicMismatchError("; ".join(result.mismatched))
     pipeline = Pipeline(settings, bootstrap)
     tuning = settings.pipeline
+    closers: list[Callable[[], None]] = []
     if tuning.metrics_port is not None:
-        from prometheus_client import start_http_server
+        from streams.worker.ops import OpsServer
 
-        server, _ = start_http_server(
-            tuning.metrics_port, addr=tuning.metrics_host, registry=pipeline.metrics.registry
+        server = OpsServer(
+            tuning.metrics_host, tuning.metrics_port, pipeline.metrics.registry, pipeline.readiness
         )
-        say(f"metrics on http://{tuning.metrics_host}:{server.server_port}/metrics")
+        server.start()
+        closers.append(server.stop)
+        if tuning.lag_interval > 0:
+            from streams.kafka.lagmetrics import LagSampler
+
+            names = settings.topics
+            topics = [
+                names.name(t)
+                for t in (
+                    names.users_topic,
+                    names.staff_topic,
+                    names.lead_sources_topic,
+                    names.commands_topic,
+                    names.parked_topic,
+                )
+            ]
+            sampler = LagSampler(
+                bootstrap, settings.kafka, {settings.app_id: topics}, tuning.lag_interval
+            )
+            pipeline.metrics.watch(sampler)
+            sampler.start()
+            closers.append(sampler.stop)
+        base = f"http://{tuning.metrics_host}:{server.port}"
+        say(f"metrics on {base}/metrics, liveness on {base}/health, readiness on {base}/ready")
     say(f"worker {settings.app_id}: loading tenants and links from {bootstrap}")
     pipeline.prepare()
     say(f"worker {settings.app_id}: {len(pipeline.tenants.all())} tenants, starting agents")
@@ -37,6 +62,8 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     try:
         worker.execute_from_commandline()
     finally:
+        for close in closers:
+            close()
         pipeline.close()
 
 

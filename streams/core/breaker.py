@@ -84,3 +84,7 @@ class Breakers:
             failures, cooldown, max_cooldown = self._settings
             breaker = self._breakers[tenant] = Breaker(failures, cooldown, max_cooldown)
         return breaker
+
+    def items(self) -> list[tuple[str, Breaker]]:
+        """Every tenant's breaker so far (a copy: safe to read from another thread)."""
+        return list(self._breakers.items())

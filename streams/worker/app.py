@@ -23,7 +23,8 @@ from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
 from streams.worker.links import LinkStore, OutcomeFollower
-from streams.worker.metrics import Metrics
+from streams.worker.metrics import BreakerCollector, LinkTableCollector, Metrics
+from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership
 from streams.worker.planner import Planner
 from streams.worker.publishing import Publisher, Source
@@ -204,6 +205,8 @@ class Pipeline:
         self.app.agent(raw_topic(names.commands_topic), name="sink")(self.sink.agent)
         self.app.agent(raw_topic(names.parked_topic), name="parked")(self.parked.agent)
         self.app.on_before_shutdown.connect(self._on_shutdown)
+        self.metrics.watch(BreakerCollector(self.executor.breakers.items))
+        self.metrics.watch(LinkTableCollector(self.links.estimate_keys))
         logging.getLogger("faust.transport.drivers.aiokafka").addFilter(
             _ParkedIsNotStuck(names.name(names.parked_topic))
         )
@@ -215,6 +218,17 @@ class Pipeline:
         self.follower.start()
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
+
+    def readiness(self) -> Readiness:
+        """What `/ready` answers: readers alive, an assignment held, link state current."""
+        reasons = []
+        if not self.tenants.alive():
+            reasons.append("the tenant directory stopped reading")
+        if not self.follower.alive():
+            reasons.append("the outcome follower stopped reading")
+        if not self.ownership.is_open:
+            reasons.append("no assignment with current link state yet (starting or rebalancing)")
+        return Readiness(reasons, {"partitions": self.ownership.owned})
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         """Stop the revoked partitions' work at once and forget their acks."""

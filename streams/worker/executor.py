@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from adapters.base import ReceiverClient, ReceiverStaff
 from adapters.errors import AdapterError, RetryableError
-from streams.core.breaker import Breakers
+from streams.core.breaker import Breaker, Breakers
 from streams.core.decisions import (
     SkipReason,
     StaffLookup,
@@ -32,6 +32,7 @@ from streams.exceptions import (
 from streams.tenancy.tenant import Tenant, rate_limit_of
 from streams.worker.context import WorkerContext
 from streams.worker.lead_sources import LeadSourceCommands
+from streams.worker.metrics import UNKNOWN_CLIENT
 from streams.worker.publishing import Source, parked_at
 from streams.worker.users import UserCommands
 
@@ -169,6 +170,12 @@ class Executor:
         """Run one command with retries; permanent failures are dead-lettered, and a command
         that keeps failing with retryable errors is parked (its tenant's breaker counts it)."""
         breaker = self.breakers[command["client_id"]]
+        with self.ctx.metrics.in_flight.labels(command["client_id"]).track_inprogress():
+            await self._execute(command, source, breaker, parked_since)
+
+    async def _execute(
+        self, command: Record, source: Source, breaker: Breaker, parked_since: float | None
+    ) -> None:
         started = time.monotonic()
         attempt = 0
         while True:
@@ -194,7 +201,7 @@ class Executor:
                     reason = f"{type(exc).__name__} after {attempt} attempts: {exc}"
                     await self._park(command, source, reason, attempt, parked_since)
                     return
-                self.ctx.metrics.retries.labels(type(exc).__name__).inc()
+                self.ctx.metrics.retries.labels(command["client_id"], exc.cause).inc()
                 await asyncio.sleep(delay)
             except PublishError:
                 raise  # nothing more can be written: the worker stops
@@ -266,6 +273,8 @@ class Executor:
 
     async def _timed(self, call: str, work: Awaitable[T]) -> T:
         await self._paced()
+        tenant = _calls_for.get()
+        client = tenant.client_id if tenant is not None else UNKNOWN_CLIENT
         started = time.monotonic()
         result = "error"
         try:
@@ -273,7 +282,8 @@ class Executor:
             result = "ok"
             return value
         finally:
-            self.ctx.metrics.calls.labels(call, result).observe(time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            self.ctx.metrics.calls.labels(client, call, result).observe(elapsed)
 
     async def _link_staff(self, command: Record, client: ReceiverClient, attempt: int) -> None:
         link = self.ctx.links.staff(command["client_id"], command["intouch_id"])

@@ -82,6 +82,12 @@ class LinkStore:
             pending=_pending(row),
         )
 
+    def estimate_keys(self) -> int:
+        """RocksDB's estimate of the keys in the table (cheap: no scan)."""
+        with self._lock:
+            value = self._db.property_int_value("rocksdb.estimate-num-keys")
+        return int(value or 0)
+
     def has_parked(self, entity: str, client_id: str, intouch_id: str) -> bool:
         """Whether commands of this entity wait in the parking topic (later ones queue behind)."""
         row = self._get(_key(entity, client_id, intouch_id))

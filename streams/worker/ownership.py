@@ -65,6 +65,16 @@ class Ownership:
         log.info("link state current; running %d commands partitions", len(self._owned))
         self._ready.set()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether commands may run now: assigned, and the link state caught up."""
+        return self._ready.is_set()
+
+    @property
+    def owned(self) -> int:
+        """How many commands and parking partitions this worker owns."""
+        return len(self._owned)
+
     async def admit(self, partition: Any) -> bool:
         """Wait until the gate is open; whether `partition` is still this worker's to run."""
         await self._ready.wait()

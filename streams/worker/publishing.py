@@ -16,7 +16,7 @@ from streams.core.model import Record, Status, entity_of
 from streams.core.retry import backoff_delay
 from streams.exceptions import PublishError
 from streams.worker.links import LinkStore
-from streams.worker.metrics import Metrics
+from streams.worker.metrics import UNKNOWN_CLIENT, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class Publisher:
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
         self.links.apply(record, (metadata.partition, metadata.offset))
-        self.metrics.outcomes.labels(str(entity), str(status)).inc()
+        self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
 
     async def dead_letter(
         self,
@@ -213,4 +213,4 @@ class Publisher:
             "client_id": client,
         }
         await self._send(self._dead_letters, source.key, "DeadLetter", record)
-        self.metrics.dead_letters.labels(stage, error).inc()
+        self.metrics.dead_letters.labels(client or UNKNOWN_CLIENT, stage, error).inc()

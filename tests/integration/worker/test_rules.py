@@ -291,14 +291,25 @@ def test_the_worker_counts_every_outcome_for_prometheus(pipeline: Pipeline) -> N
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 values[name] = float(value)
-        dead = 'connector_dead_letters_total{error="RecordDecodeError",stage="decode"}'
+        dead = (
+            'connector_dead_letters_total{client="unknown",error="RecordDecodeError",'
+            'stage="decode"}'
+        )
         return values if values.get(dead, 0) >= 1 else None
 
     values = wait_for("the dead letter to be counted", scrape)
-    assert values['connector_outcomes_total{entity="USER",status="LINKED"}'] >= 1
-    assert values['connector_outcomes_total{entity="USER",status="PENDING_CREATE"}'] >= 1
+    assert values['connector_outcomes_total{client="full",entity="USER",status="LINKED"}'] >= 1
+    assert (
+        values['connector_outcomes_total{client="full",entity="USER",status="PENDING_CREATE"}'] >= 1
+    )
     assert values['connector_commands_total{kind="UPSERT_PROSPECT"}'] >= 1
-    assert values['connector_receiver_call_seconds_count{call="create_prospect",result="ok"}'] >= 1
+    calls = (
+        'connector_receiver_call_seconds_count{call="create_prospect",client="full",result="ok"}'
+    )
+    assert values[calls] >= 1
+    assert values['connector_breaker_open{client="full"}'] == 0
+    assert values["connector_link_table_keys"] >= 1
+    assert values["process_resident_memory_bytes"] > 0
     assert (
         values[
             'connector_events_total{topic="' + pipeline.topic(pipeline.topics.users_topic) + '"}'
