@@ -102,7 +102,9 @@ def lag(
         bootstrap = resolve_bootstrap(settings)
         with ExitStack() as stack:
             reader = stack.enter_context(LagReader(bootstrap, settings.kafka, timeout))
-            chosen = list(topics) or group_topics(reader, group, worker_topics(settings.topics))
+            # Only the worker's own group falls back to the topics it reads (before it commits).
+            fallback = worker_topics(settings.topics) if group == settings.app_id else []
+            chosen = list(topics) or group_topics(reader, group, fallback)
             commit_log = _commit_log(bootstrap, settings, group, timeout)
             if commit_log is not None:
                 stack.callback(commit_log.close)

@@ -164,7 +164,10 @@ class CommitLog:
                     if message.error() is not None:
                         continue
                     position = message.offset() + 1
-                    commit = decode_commit(message.key(), message.value())
+                    try:
+                        commit = decode_commit(message.key(), message.value())
+                    except SerializationError:
+                        continue  # a record kind of a newer broker: not a commit we know
                     if commit is not None and commit.group == self.group:
                         found.append(commit)
                 position = max(position, self._position())

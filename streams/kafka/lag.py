@@ -90,7 +90,7 @@ class LagReader:
 
     def committed_topics(self, group: str) -> list[str]:
         """The topics on which `group` has committed offsets (Kafka's own topics left out)."""
-        with clients.kafka_errors("cannot list the topics"):
+        with clients.kafka_errors(f"cannot list the topics of Kafka at {self.bootstrap}"):
             metadata = self._consumer.list_topics(timeout=self.timeout)
         partitions = [
             (name, p)
