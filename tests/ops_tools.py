@@ -25,8 +25,12 @@ PACKAGES = {
     "zookeeper": "zookeeper",  # no binary of its own: its jars are under /usr/share/java
 }
 
-#: Where Debian's zookeeper package puts its jars (it has no launcher on PATH).
-ZOOKEEPER_JARS = Path("/usr/share/zookeeper")
+#: Binaries whose name differs from the tool's (Debian's burrow installs /usr/bin/Burrow).
+BINARIES = {"burrow": "Burrow"}
+
+#: Where Debian's zookeeper package puts its jars (it has no launcher on PATH); zookeeper.jar
+#: names the jars it needs in its manifest, so it alone is the classpath.
+ZOOKEEPER_JARS = Path("/usr/share/java")
 
 _lock = threading.Lock()
 _updated = False
@@ -34,13 +38,15 @@ _updated = False
 
 def _present(tool: str) -> Path | None:
     if tool == "zookeeper":
-        return ZOOKEEPER_JARS if (ZOOKEEPER_JARS / "zookeeper.jar").exists() else None
-    found = shutil.which(tool)
+        jar = ZOOKEEPER_JARS / "zookeeper.jar"
+        return jar if jar.exists() else None
+    found = shutil.which(BINARIES.get(tool, tool))
     return Path(found) if found else None
 
 
 def require_tool(tool: str, timeout: float = 900.0) -> Path:
-    """The path of `tool`, installing its Debian package first when it is missing."""
+    """The path of `tool` (for zookeeper, its jar), installing its Debian package first when it
+    is missing."""
     global _updated
     with _lock:
         found = _present(tool)

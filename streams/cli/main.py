@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.kafka:topics",
     "schemas": "streams.cli.schemas:schemas",
+    "lag": "streams.cli.lag:lag",
 }
 
 

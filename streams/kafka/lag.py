@@ -75,20 +75,37 @@ class LagReader:
                     ends[(topic, p)] = end
         return ends
 
-    def group_lag(self, group: str, topics: Iterable[str]) -> list[PartitionLag]:
-        """Lag of `group` on every partition of `topics` (never committed counts from 0)."""
+    def committed(
+        self, group: str, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], int | None]:
+        """`group`'s committed offset on each of `partitions`, None where it never committed."""
         from confluent_kafka import TopicPartition
 
-        ends = self.end_offsets(topics)
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        if not wanted:
+            return {}
         with clients.kafka_errors(f"cannot read offsets of group {group}"):
-            rows = self._for_group(group).committed(
-                [TopicPartition(t, p) for t, p in ends], timeout=self.timeout
-            )
-        committed = {(tp.topic, tp.partition): tp.offset for tp in rows}
-        return [
-            PartitionLag(t, p, committed[(t, p)] if committed.get((t, p), -1) >= 0 else None, end)
-            for (t, p), end in ends.items()
+            rows = self._for_group(group).committed(wanted, timeout=self.timeout)
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in rows}
+
+    def committed_topics(self, group: str) -> list[str]:
+        """The topics on which `group` has committed offsets (Kafka's own topics left out)."""
+        with clients.kafka_errors(f"cannot list the topics of Kafka at {self.bootstrap}"):
+            metadata = self._consumer.list_topics(timeout=self.timeout)
+        partitions = [
+            (name, p)
+            for name, meta in metadata.topics.items()
+            if not name.startswith("__") and meta.error is None
+            for p in meta.partitions
         ]
+        committed = self.committed(group, partitions)
+        return sorted({t for (t, _), offset in committed.items() if offset is not None})
+
+    def group_lag(self, group: str, topics: Iterable[str]) -> list[PartitionLag]:
+        """Lag of `group` on every partition of `topics` (never committed counts from 0)."""
+        ends = self.end_offsets(topics)
+        committed = self.committed(group, ends)
+        return [PartitionLag(t, p, committed.get((t, p)), end) for (t, p), end in ends.items()]
 
 
 def group_lag(
