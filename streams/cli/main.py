@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.cli.kafka:topics",
     "schemas": "streams.cli.schemas:schemas",
+    "replay": "streams.cli.replay:replay",
 }
 
 
