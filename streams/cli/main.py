@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "topics": "streams.cli.kafka:topics",
     "schemas": "streams.cli.schemas:schemas",
     "replay": "streams.cli.replay:replay",
+    "dlq": "streams.cli.dlq:dlq",
 }
 
 
