@@ -99,6 +99,7 @@ class TopicSettings(BaseSettings):
     outcomes_topic: str = "connector.outcomes.v1"
     dlq_topic: str = "connector.dlq.v1"
     parked_topic: str = "connector.parked.v1"
+    replay_topic: str = "connector.replay.v1"
     tenants_topic: str = "connector.tenants.v1"
     inbound_partitions: int = Field(default=6, ge=1)
     commands_partitions: int = Field(default=6, ge=1)

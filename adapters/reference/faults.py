@@ -17,8 +17,12 @@ class FaultSpec(BaseModel):
 
     latency_ms: float = Field(default=0.0, ge=0, description="Fixed delay before answering.")
     jitter_ms: float = Field(default=0.0, ge=0, description="Extra uniform random delay.")
-    error_rate: float = Field(default=0.0, ge=0, le=1, description="Share answered 5xx.")
-    error_status: int = Field(default=503, ge=500, le=599)
+    error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share answered error_status (5xx by default)."
+    )
+    error_status: int = Field(
+        default=503, ge=400, le=599, description="A 4xx makes the injected errors rejections."
+    )
     throttle_rate: float = Field(default=0.0, ge=0, le=1, description="Share answered 429.")
     retry_after_s: float = Field(default=1.0, ge=0, description="Retry-After sent with 429s.")
     timeout_rate: float = Field(default=0.0, ge=0, le=1, description="Share left hanging.")

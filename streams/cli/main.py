@@ -21,6 +21,8 @@ LAZY_COMMANDS = {
     "topics": "streams.cli.kafka:topics",
     "schemas": "streams.cli.schemas:schemas",
     "lag": "streams.cli.lag:lag",
+    "replay": "streams.cli.replay:replay",
+    "dlq": "streams.cli.dlq:dlq",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from streams.exceptions import KafkaClientError, KafkaTimeoutError
@@ -84,3 +84,68 @@ def read_to_end(
                     remaining.discard(where)
     finally:
         consumer.close()
+
+
+def read_ranges(
+    bootstrap: str,
+    kafka: KafkaSettings,
+    topic: str,
+    ranges: Mapping[int, tuple[int, int]],
+    idle_timeout: float = 60.0,
+) -> Iterator[Any]:
+    """The records of `topic` with `start <= offset < end`, per partition `{p: (start, end)}`.
+
+    Reads with a consumer of its own that commits nothing; a long range is fine, a stall of
+    `idle_timeout` seconds with nothing read is an error.
+    """
+    from confluent_kafka import KafkaError, TopicPartition
+
+    wanted = {p: (start, end) for p, (start, end) in ranges.items() if end > start}
+    if not wanted:
+        return
+    consumer = clients.consumer(
+        bootstrap,
+        kafka,
+        f"intouch-connector-reader-{uuid.uuid4().hex}",
+        # A range start removed by retention meanwhile reads on from the first record left.
+        {"enable.partition.eof": True, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"},
+    )
+    try:
+        with clients.kafka_errors(f"cannot read {topic}"):
+            consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in wanted.items()])
+        remaining = set(wanted)
+        last_progress = time.monotonic()
+        while remaining:
+            if time.monotonic() - last_progress > idle_timeout:
+                raise KafkaTimeoutError(
+                    f"reading {topic} made no progress for {idle_timeout:.0f}s with "
+                    f"{len(remaining)} partitions unfinished"
+                )
+            for message in consumer.consume(1000, timeout=0.05):
+                error = message.error()
+                partition = message.partition() or 0
+                if partition not in remaining:
+                    continue
+                if error is not None:
+                    # The end offset can lie past the last record (transaction markers).
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(partition)
+                    continue
+                last_progress = time.monotonic()
+                offset = message.offset() or 0
+                _, end = wanted[partition]
+                if offset < end:
+                    yield message
+                if offset >= end - 1:
+                    remaining.discard(partition)
+    finally:
+        consumer.close()
+
+
+def read_one(
+    bootstrap: str, kafka: KafkaSettings, topic: str, partition: int, offset: int
+) -> Any | None:
+    """The record at `topic[partition]@offset`, or None when it is gone or never was."""
+    for message in read_ranges(bootstrap, kafka, topic, {partition: (offset, offset + 1)}, 10.0):
+        return message if message.offset() == offset else None
+    return None

@@ -62,6 +62,13 @@ def design_topics(topics: TopicSettings) -> list[TopicSpec]:
             "commands parked while their tenant's receiver is failing, keyed by entity",
         ),
         TopicSpec(
+            topics.name(topics.replay_topic),
+            topics.inbound_partitions,
+            rf,
+            inbound,
+            "inbound changes and dead-lettered records sent again by an operator (replays)",
+        ),
+        TopicSpec(
             topics.name(topics.outcomes_topic),
             topics.outcomes_partitions,
             rf,

@@ -202,6 +202,7 @@ class Pipeline:
             ("LeadSourceChanged", names.lead_sources_topic, "plan-lead-sources"),
         ):
             self.app.agent(raw_topic(topic), name=name)(self._planner_agent(subject))
+        self.app.agent(raw_topic(names.replay_topic), name="plan-replays")(self._replay_agent)
         self.app.agent(raw_topic(names.commands_topic), name="sink")(self.sink.agent)
         self.app.agent(raw_topic(names.parked_topic), name="parked")(self.parked.agent)
         self.app.on_before_shutdown.connect(self._on_shutdown)
@@ -294,6 +295,14 @@ class Pipeline:
 
         agent.__name__ = f"plan_{subject}"
         return agent
+
+    async def _replay_agent(self, stream: Any) -> None:
+        """Plans replayed changes and forwards replayed commands (`connector replay`, `dlq`)."""
+        async for event in stream.events():
+            try:
+                await self.planner.replay(event.message)
+            except PublishError as exc:
+                self._stop_fatally(exc)
 
     def _tenant_of(self, event: Any) -> str:
         return _client_of(self.codecs["EntityKey"], event.message.key or b"")

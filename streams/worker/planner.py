@@ -16,9 +16,18 @@ from streams.core.planning import (
     plan_user_change,
     skipped_change,
 )
+from streams.core.replay import (
+    COMMAND_SUBJECT,
+    INBOUND_SUBJECTS,
+    REPLAY_SUBJECT,
+    Position,
+    ReplayMark,
+    command_headers,
+    replay_mark,
+)
 from streams.exceptions import ConfigurationError, PlanningError, RecordDecodeError
 from streams.worker.context import WorkerContext
-from streams.worker.publishing import source_of
+from streams.worker.publishing import Source, source_of
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,34 @@ class Planner:
     ) -> None:
         self.ctx = context
 
-    async def plan(self, subject: str, message: Any) -> None:
+    async def replay(self, message: Any) -> None:
+        """A record of the replay topic: an inbound change is planned like a live one, marked
+        with its replay; a dead-lettered command goes back to the commands topic."""
+        source = source_of(message)
+        mark = replay_mark(source.headers)
+        if mark is not None and mark.subject in INBOUND_SUBJECTS:
+            await self.plan(mark.subject, message, mark)
+        elif mark is not None and mark.subject == COMMAND_SUBJECT:
+            await self._forward(source, mark)
+        else:
+            unknown = RecordDecodeError(
+                f"a replayed record must name its subject ({', '.join(INBOUND_SUBJECTS)} "
+                f"or {COMMAND_SUBJECT}) in its {REPLAY_SUBJECT} header"
+            )
+            await self.ctx.publish.dead_letter(source, "decode", unknown, attempts=1)
+
+    async def _forward(self, source: Source, mark: ReplayMark) -> None:
+        """Send a replayed command on to the sink, marked; its headers (where it was planned
+        from, the replay, the earlier tries) go with it, so another failure keeps them."""
+        try:
+            command = self.ctx.codecs["Command"].decode(source.value)
+        except RecordDecodeError as exc:
+            await self.ctx.publish.dead_letter(source, "decode", exc, attempts=1)
+            return
+        command["replay_id"] = mark.replay_id
+        await self.ctx.publish.command(command, source.headers)
+
+    async def plan(self, subject: str, message: Any, mark: ReplayMark | None = None) -> None:
         """Decode, find the tenant, plan, send commands; anything wrong goes to the DLQ."""
         source = source_of(message)
         self.ctx.metrics.events.labels(source.topic).inc()
@@ -52,14 +88,17 @@ class Planner:
             log.exception("planning failed unexpectedly")
             await self.ctx.publish.dead_letter(source, "planner", exc, attempts=1, client=client_id)
             return
+        replay_id = None if mark is None else mark.replay_id
+        headers = command_headers(
+            Position(source.topic, source.partition, source.offset), source.headers
+        )
         for command in plan.commands:
-            await self.ctx.publish.command(command)
+            await self.ctx.publish.command({**command, "replay_id": replay_id}, headers)
         if plan.skipped:
             # Every change gets an outcome, a skipped one too (with the reason).
             entity = entity_of_event(subject, event)
-            await self.ctx.publish.outcome(
-                skipped_change(event, entity), Status.SKIPPED, message=plan.skipped
-            )
+            change = {**skipped_change(event, entity), "replay_id": replay_id}
+            await self.ctx.publish.outcome(change, Status.SKIPPED, message=plan.skipped)
             self.ctx.metrics.skipped.labels(plan.skipped.split(":")[0]).inc()
 
     def _plan(self, subject: str, event: Record) -> Plan:

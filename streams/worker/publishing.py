@@ -14,7 +14,7 @@ from typing import Any
 from streams.avro.codec import Codecs
 from streams.core.model import Record, Status, entity_of
 from streams.core.retry import backoff_delay
-from streams.exceptions import PublishError
+from streams.exceptions import PublishError, RecordDecodeError
 from streams.worker.links import LinkStore
 from streams.worker.metrics import UNKNOWN_CLIENT, Metrics
 
@@ -95,6 +95,13 @@ class Publisher:
         }
         return self.codecs["EntityKey"].encode(key)
 
+    def _entity_key(self, key: bytes | None) -> Record | None:
+        """The decoded EntityKey, or None when the key is missing or is none."""
+        try:
+            return self.codecs["EntityKey"].decode(key)
+        except RecordDecodeError:
+            return None
+
     async def _send(self, topic: Any, key: bytes | None, subject: str, value: Record) -> Any:
         """Encode, send and wait for the broker's ack (see `_send_bytes`)."""
         return await self._send_bytes(topic, key, subject, self.codecs[subject].encode(value))
@@ -143,9 +150,12 @@ class Publisher:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
 
-    async def command(self, command: Record) -> None:
-        """Send one planned command, keyed by its entity."""
-        await self._send(self._commands, self.key_of(command), "Command", command)
+    async def command(
+        self, command: Record, headers: list[tuple[str, bytes | None]] | None = None
+    ) -> None:
+        """Send one planned command, keyed by its entity (`headers`: where it came from)."""
+        data = self.codecs["Command"].encode(command)
+        await self._send_bytes(self._commands, self.key_of(command), "Command", data, headers)
         self.metrics.commands.labels(command["kind"]).inc()
 
     async def outcome(
@@ -177,6 +187,7 @@ class Publisher:
             "message": None if message is None else str(message),
             "attempts": attempts,
             "occurred_at": utcnow(),
+            "replay_id": command.get("replay_id"),
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
         self.links.apply(record, (metadata.partition, metadata.offset))
@@ -191,11 +202,19 @@ class Publisher:
         attempts: int,
         client: str | None = None,
     ) -> None:
-        """Keep the original record with the reason; the pipeline goes on."""
+        """Keep the original record with the reason; the pipeline goes on.
+
+        The client and entity come from the record's key when the caller could not decode
+        more (an undecodable value keeps its client): the log line names both.
+        """
         error = type(exc).__name__
+        key = self._entity_key(source.key)
+        client = client or (key["client_id"] if key else None)
+        entity = f"{key['entity']} {key['intouch_id']}" if key else "an unknown entity"
         log.warning(
-            "dead letter from %s[%d]@%d (%s): %s: %s",
-            source.topic, source.partition, source.offset, stage, error, exc,
+            "dead letter (%s) for client %s, %s, from %s[%d]@%d: %s: %s",
+            stage, client or "unknown", entity, source.topic, source.partition, source.offset,
+            error, exc,
         )  # fmt: skip
         record = {
             "dead_letter_id": str(uuid.uuid4()),

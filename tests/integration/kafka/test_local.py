@@ -57,7 +57,7 @@ def test_topics_ensure_creates_every_design_topic_once(
     env = {**test_env, "CONNECTOR_INBOUND_PARTITIONS": "4", "CONNECTOR_COMMANDS_PARTITIONS": "5"}
     first = connector(env, "topics", "ensure")
     assert first.returncode == 0, first.stderr
-    assert "8 created, 0 already there" in first.stderr
+    assert "9 created, 0 already there" in first.stderr
 
     os.environ["CONNECTOR_TOPIC_PREFIX"] = f"t{unique}."
     try:
@@ -77,6 +77,8 @@ def test_topics_ensure_creates_every_design_topic_once(
     assert len(metadata[f"t{unique}.connector.commands.v1"].partitions) == 5
     # Parked commands keep their partition: the parking topic is partitioned like commands.
     assert len(metadata[f"t{unique}.connector.parked.v1"].partitions) == 5
+    # Replays are keyed like inbound records, on as many partitions.
+    assert len(metadata[f"t{unique}.connector.replay.v1"].partitions) == 4
     resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in (tenants, dlq, users)]
     configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
     assert configs[tenants]["cleanup.policy"].value == "compact"
@@ -85,7 +87,7 @@ def test_topics_ensure_creates_every_design_topic_once(
 
     second = connector(env, "topics", "ensure")
     assert second.returncode == 0, second.stderr
-    assert "0 created, 8 already there" in second.stderr
+    assert "0 created, 9 already there" in second.stderr
 
 
 def test_topics_ensure_reports_a_partition_mismatch_and_leaves_it(
@@ -99,8 +101,8 @@ def test_topics_ensure_reports_a_partition_mismatch_and_leaves_it(
     assert f"{wrong} has 1 partitions, the design wants 3" in result.stderr
     assert "left untouched" in result.stderr
     assert len(admin.list_topics(timeout=10).topics[wrong].partitions) == 1
-    # The other seven were still created.
-    assert "7 created" in result.stderr
+    # The other eight were still created.
+    assert "8 created" in result.stderr
 
 
 def test_topics_ensure_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
