@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EVENTS ?= 5000
 
 
-.PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down clean
+.PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down ops-tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ kafka-up: $(STAMP)
 
 kafka-down: $(STAMP)
 	$(BIN)/connector kafka down
+
+## Operations tools from Debian's packages (as root): Prometheus and promtool, Burrow,
+## ZooKeeper (for Burrow) and kcat. The tests install what they need on first use too.
+ops-tools:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus burrow zookeeper kcat
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

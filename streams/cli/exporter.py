@@ -17,21 +17,6 @@ from streams.exceptions import ConnectorError
 from streams.settings import Settings
 
 
-def design_inputs(settings: Settings) -> list[str]:
-    """The topics a worker group consumes: inbound, commands, parked."""
-    names = settings.topics
-    return [
-        names.name(t)
-        for t in (
-            names.users_topic,
-            names.staff_topic,
-            names.lead_sources_topic,
-            names.commands_topic,
-            names.parked_topic,
-        )
-    ]
-
-
 @click.command("lag-exporter")
 @click.option(
     "--group", "groups", multiple=True, help="Consumer group to watch (repeatable; default: the "
@@ -60,11 +45,12 @@ def lag_exporter(
 
     from streams.kafka.lag import LagReader
     from streams.kafka.lagmetrics import LagSampler
+    from streams.kafka.topics import worker_topics
     from streams.worker.ops import OpsServer, Readiness
 
     try:
         bootstrap = resolve_bootstrap(settings, start=False)
-        watched = list(topics) or design_inputs(settings)
+        watched = list(topics) or worker_topics(settings.topics)
         sampler = LagSampler(
             bootstrap,
             settings.kafka,

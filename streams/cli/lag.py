@@ -13,7 +13,8 @@ from streams.exceptions import ConnectorError
 from streams.kafka.commitlog import CommitLog
 from streams.kafka.lag import LagReader
 from streams.kafka.lagstatus import Window
-from streams.kafka.lagwatch import GroupReport, LagWatch, group_topics, worker_topics
+from streams.kafka.lagwatch import GroupReport, LagWatch, group_topics
+from streams.kafka.topics import worker_topics
 from streams.settings import Settings
 
 #: Seconds between samples: with --watch, and without it (a quick look).

@@ -35,18 +35,9 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
         closers.append(server.stop)
         if tuning.lag_interval > 0:
             from streams.kafka.lagmetrics import LagSampler
+            from streams.kafka.topics import worker_topics
 
-            names = settings.topics
-            topics = [
-                names.name(t)
-                for t in (
-                    names.users_topic,
-                    names.staff_topic,
-                    names.lead_sources_topic,
-                    names.commands_topic,
-                    names.parked_topic,
-                )
-            ]
+            topics = worker_topics(settings.topics)
             sampler = LagSampler(
                 bootstrap, settings.kafka, {settings.app_id: topics}, tuning.lag_interval
             )

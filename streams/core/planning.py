@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import json
 import uuid
@@ -17,12 +18,29 @@ from streams.core.model import PERSON_FIELDS, Entity, EntityLink, Record, UserLi
 from streams.exceptions import UnknownClubError
 
 
+class PlannerSkip(enum.StrEnum):
+    """Why the planner made no command: a closed set (a metric label); the outcome's message
+    says more."""
+
+    STALE = "stale"
+    NO_PROSPECT_CALLS = "no_prospect_calls"
+    NO_MEMBER_CALLS = "no_member_calls"
+    NO_STAFF_CALLS = "no_staff_calls"
+    NO_LEAD_SOURCE_CALLS = "no_lead_source_calls"
+    NO_LEAD_SOURCE_UPDATE = "no_lead_source_update"
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Commands to send, or the reason there are none."""
+    """Commands to send, or the reason there are none (`skip`, and `skipped` in words)."""
 
     commands: tuple[Record, ...] = ()
     skipped: str | None = None
+    skip: PlannerSkip | None = None
+
+
+def _skip(reason: PlannerSkip, message: str) -> Plan:
+    return Plan(skipped=message, skip=reason)
 
 
 def fingerprint(values: Mapping[str, Any]) -> str:
@@ -70,7 +88,7 @@ def _stale(event: Mapping[str, Any], link: UserLink | EntityLink | None) -> Plan
     """Skip an event no newer than the version the link table applied."""
     if link is None or not is_stale(event["version"], link):
         return None
-    return Plan(skipped=f"stale: version {event['version']} <= applied {link.version}")
+    return _skip(PlannerSkip.STALE, f"stale: version {event['version']} <= applied {link.version}")
 
 
 def skipped_change(event: Mapping[str, Any], entity: Entity) -> Record:
@@ -116,9 +134,9 @@ def plan_user_change(
         )
     kind_type = target_type(event)
     if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
-        return Plan(skipped="the receiver takes no prospects")
+        return _skip(PlannerSkip.NO_PROSPECT_CALLS, "the receiver takes no prospects")
     if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
-        return Plan(skipped="the receiver takes no members")
+        return _skip(PlannerSkip.NO_MEMBER_CALLS, "the receiver takes no members")
     stale = _stale(event, link)
     if stale is not None:
         return stale
@@ -153,7 +171,7 @@ def plan_staff_change(
 ) -> Plan:
     """A staff change becomes a link attempt by email; the connector never writes staff."""
     if not capabilities & {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}:
-        return Plan(skipped="the receiver has no staff calls")
+        return _skip(PlannerSkip.NO_STAFF_CALLS, "the receiver has no staff calls")
     fp = fingerprint({"email": normalize_email(event.get("email"))})
     # Every staff save attempts the match (the guide), even with the email unchanged.
     stale = _stale(event, link)
@@ -183,7 +201,7 @@ def plan_lead_source_change(
 ) -> Plan:
     """A lead source change becomes a sync, or nothing when the receiver cannot take it."""
     if not capabilities & {Cap.LEAD_SOURCE_LIST, Cap.LEAD_SOURCE_CREATE}:
-        return Plan(skipped="the receiver has no lead source calls")
+        return _skip(PlannerSkip.NO_LEAD_SOURCE_CALLS, "the receiver has no lead source calls")
     fp = fingerprint({"name": normalize_name(event["name"])})
     stale = _stale(event, link)
     if stale is not None:
@@ -191,5 +209,8 @@ def plan_lead_source_change(
     renamed = link is not None and link.receiver_id is not None and fp != link.fingerprint
     if renamed and Cap.LEAD_SOURCE_UPDATE not in capabilities:
         # The guide: without an update call, no attempts at updates are made.
-        return Plan(skipped="rename not sent: the receiver has no lead source update call")
+        return _skip(
+            PlannerSkip.NO_LEAD_SOURCE_UPDATE,
+            "rename not sent: the receiver has no lead source update call",
+        )
     return Plan(commands=(_command("SYNC_LEAD_SOURCE", event, fp, now, lead_source=dict(event)),))

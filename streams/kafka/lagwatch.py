@@ -11,21 +11,8 @@ from streams.exceptions import ConfigurationError, KafkaClientError
 from streams.kafka.commitlog import CommitLog
 from streams.kafka.lag import LagReader
 from streams.kafka.lagstatus import DEFAULT_WINDOW, PartitionWindow, Status, Window, group_status
-from streams.settings import TopicSettings
 
 Clock = Callable[[], float]
-
-
-def worker_topics(topics: TopicSettings) -> list[str]:
-    """The topics the worker's consumer group reads: inbound changes, commands, parked."""
-    bases = (
-        topics.users_topic,
-        topics.staff_topic,
-        topics.lead_sources_topic,
-        topics.commands_topic,
-        topics.parked_topic,
-    )
-    return [topics.name(base) for base in bases]
 
 
 def group_topics(reader: LagReader, group: str, fallback: Iterable[str] = ()) -> list[str]:

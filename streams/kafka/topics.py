@@ -171,3 +171,17 @@ def _wait_until_usable(client: Any, names: list[str], bootstrap: str, timeout: f
                 f"created topics have no leader after {timeout:g}s: {', '.join(sorted(waiting))}"
             )
         time.sleep(0.1)
+
+
+def worker_topics(topics: TopicSettings) -> list[str]:
+    """The topics the worker's consumer group reads: inbound changes, replays, commands and
+    parked commands (what its lag is measured on)."""
+    bases = (
+        topics.users_topic,
+        topics.staff_topic,
+        topics.lead_sources_topic,
+        topics.replay_topic,
+        topics.commands_topic,
+        topics.parked_topic,
+    )
+    return [topics.name(base) for base in bases]

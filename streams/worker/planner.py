@@ -99,7 +99,7 @@ class Planner:
             entity = entity_of_event(subject, event)
             change = {**skipped_change(event, entity), "replay_id": replay_id}
             await self.ctx.publish.outcome(change, Status.SKIPPED, message=plan.skipped)
-            self.ctx.metrics.skipped.labels(plan.skipped.split(":")[0]).inc()
+            self.ctx.metrics.skipped.labels(str(plan.skip or "other")).inc()
 
     def _plan(self, subject: str, event: Record) -> Plan:
         """Gather what the decision needs (tenant, capabilities, links), then decide."""

@@ -193,8 +193,8 @@ def test_the_lag_alert_fires_while_the_worker_is_down_and_resolves_after(
                 result = httpx.get(
                     f"http://{prometheus}/api/v1/query", params={"query": "up"}, timeout=5
                 ).json()["data"]["result"]
-            except (httpx.TransportError, KeyError):
-                return False
+            except (httpx.TransportError, KeyError, ValueError):
+                return False  # not up yet (no answer, or "Service Unavailable" as text)
             return len(result) == 2 and all(r["value"][1] == "1" for r in result)
 
         wait_for("Prometheus to scrape the worker and the exporter", both_targets_up)

@@ -10,6 +10,7 @@ import pytest
 from adapters.base import Capability as Cap
 from streams.core.model import Entity, EntityLink, UserLink
 from streams.core.planning import (
+    PlannerSkip,
     entity_of_event,
     plan_lead_source_change,
     plan_staff_change,
@@ -75,7 +76,9 @@ def test_a_receiver_without_staff_owner_support_gets_no_owner() -> None:
 def test_stale_versions_drop_and_an_unchanged_change_is_left_to_the_sink() -> None:
     fp = user_fingerprint(user(), None, None)
     link = UserLink("R1", "PROSPECT", 1, fp)
-    assert plan(user(version=1, first_name="X"), link=link).skipped.startswith("stale")
+    stale = plan(user(version=1, first_name="X"), link=link)
+    assert stale.skipped is not None and stale.skipped.startswith("stale")
+    assert stale.skip is PlannerSkip.STALE  # a closed set: the metric's label
     # The same values again still make a command: the sink decides, in order, from the link
     # table, whether the receiver has it (a change back to it may follow one in flight).
     (command,) = plan(user(version=2), link=link).commands
@@ -104,7 +107,11 @@ def test_an_unknown_club_is_refused() -> None:
 
 def test_capabilities_filter_what_is_planned() -> None:
     no_prospects = FULL - {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}
-    assert plan(user(), no_prospects).skipped == "the receiver takes no prospects"
+    no = plan(user(), no_prospects)
+    assert (no.skipped, no.skip) == (
+        "the receiver takes no prospects",
+        PlannerSkip.NO_PROSPECT_CALLS,
+    )
     no_staff = FULL - {Cap.STAFF_LIST, Cap.STAFF_BY_EMAIL}
     staff = {**user(), "email": "a@b"}
     assert plan_staff_change(staff, capabilities=no_staff, link=None, now=NOW).skipped
