@@ -58,16 +58,30 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
         pipeline.close()
 
 
+#: `--loglevel` names (Faust's) for the standard level names of CONNECTOR_LOG_LEVEL.
+LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "INFO": "info", "DEBUG": "debug"}
+
+
+def level_name(setting: str) -> str:
+    """The `--loglevel` of a CONNECTOR_LOG_LEVEL value (`INFO`, `warning`, `warn` ...)."""
+    name = setting.strip().upper()
+    name = {"WARN": "WARNING", "CRIT": "CRITICAL"}.get(name, name)
+    if name not in LEVELS:
+        raise click.BadParameter(f"CONNECTOR_LOG_LEVEL={setting!r}: use one of {', '.join(LEVELS)}")
+    return LEVELS[name]
+
+
 @click.command()
 @click.option(
     "--loglevel",
-    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
-    default="warn",
-    show_default=True,
+    type=click.Choice(list(LEVELS.values())),
+    default=None,
+    help="Log level (default: CONNECTOR_LOG_LEVEL, INFO).",
 )
 @click.pass_obj
-def worker(settings: Settings, loglevel: str) -> None:
+def worker(settings: Settings, loglevel: str | None) -> None:
     """Run the planner and sink agents (local Kafka is started when no cluster is set)."""
+    loglevel = loglevel or level_name(settings.log_level)
     logging.basicConfig(
         level=loglevel.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING")
     )
