@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 
 import click
+from pydantic import AliasChoices, ValidationError
+from pydantic_settings import BaseSettings
 
 from streams.settings import Settings
 
@@ -26,8 +28,39 @@ LAZY_COMMANDS = {
 }
 
 
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One line per bad environment value: the variable, the value and what is allowed."""
+    from streams import settings as settings_module
+
+    model = getattr(settings_module, exc.title, None)
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = field.upper()
+        if isinstance(model, type) and issubclass(model, BaseSettings):
+            info = model.model_fields.get(field)
+            alias = info.validation_alias if info is not None else None
+            if isinstance(alias, AliasChoices) and alias.choices:
+                name = str(alias.choices[0])
+            else:
+                name = f"{model.model_config.get('env_prefix', '')}{field}".upper()
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}"
+        lines.append(f"{name}{shown}: {error['msg']}")
+    return lines
+
+
 class LazyGroup(click.Group):
-    """A group whose extra commands are imported on first use."""
+    """A group whose extra commands are imported on first use; a bad setting in the
+    environment is one line per variable, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            for line in settings_errors(exc):
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -47,6 +80,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="intouch-connector", prog_name="connector")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Keep club-management platforms in sync with InTouch, on Apache Kafka."""

@@ -1,0 +1,52 @@
+"""What a new user meets first: a bad setting is one line naming the variable and what is
+allowed (exit 2, no traceback), and `--version` answers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def connector(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "command", "expected"),
+    [
+        (
+            {"CONNECTOR_SINK_MAX_IN_FLIGHT": "abc"},
+            ["worker"],
+            "error: CONNECTOR_SINK_MAX_IN_FLIGHT='abc': Input should be a valid integer, unable to "
+            "parse string as an integer",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "BOGUS"},
+            ["lag"],
+            "error: KAFKA_SECURITY_PROTOCOL='BOGUS': Input should be 'PLAINTEXT', 'SSL', "
+            "'SASL_PLAINTEXT' or 'SASL_SSL'",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    env: dict[str, str], command: list[str], expected: str
+) -> None:
+    done = connector(*command, **env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [expected]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_version() -> None:
+    done = connector("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("connector, version ")
