@@ -324,3 +324,12 @@ def test_link_header_next_and_never_off_the_receiver(tmp_path: Path) -> None:
         run_list(profile, leaving)
     assert next_link('<a>; rel="prev", <b>; rel="next"') == "b"
     assert next_link('<a>; rel="prev"') is None
+
+
+def test_the_worked_example_of_the_docs_loads(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "adapters.md"
+    text = docs.read_text().split("```yaml\nname: gymflow", 1)[1].split("```", 1)[0]
+    profile = load_profile(write(tmp_path, "name: gymflow" + text, "gymflow.yaml"))
+    convert = profile.calls.convert_prospect
+    assert convert is not None and convert.follow_up == "update_member"
+    assert [o.name for o in profile.options] == ["site"]
