@@ -7,9 +7,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from adapters.errors import NotSupported
+from adapters.options import OptionSpec
 
 UserStatus = Literal["active", "inactive"]
 UserType = Literal["prospect", "member"]
@@ -103,6 +104,12 @@ class ReceiverClient(abc.ABC):
 
     #: Registry name of the adapter (profile name for REST receivers), used in messages.
     name: str = "receiver"
+
+    #: Custom options the adapter reads from `ReceiverConfig.options` (and `.secrets`).
+    options: ClassVar[tuple[OptionSpec, ...]] = ()
+
+    #: Full-SaaS platforms: their own API address, for tenants turned up without a host.
+    base_url: ClassVar[str | None] = None
 
     @property
     @abc.abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from adapters.http import (
     DEFAULT_LIMITS,
@@ -30,7 +30,11 @@ class ReceiverConfig(BaseModel):
     receiver_client_id: str = Field(description="The client's ID in the receiver.")
     auth: AuthConfig = Field(default_factory=AuthConfig)
     options: dict[str, OptionValue] = Field(
-        default_factory=dict, description="Receiver-specific custom options from the turn-up."
+        default_factory=dict,
+        description="The adapter's declared custom options, typed, defaults filled in.",
+    )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Secret options, resolved from their references."
     )
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     limits: Limits = DEFAULT_LIMITS

@@ -9,7 +9,7 @@ import logging
 import ssl
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -156,6 +156,8 @@ class ReceiverResponse:
 
     status: int
     content: bytes
+    #: Lower-cased header names; pagination reads `link` from here.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def json(self, what: str) -> Any:
         """The body as JSON; an empty body is None, anything unparsable a ResponseShapeError."""
@@ -230,7 +232,8 @@ class ReceiverHttp:
                         f"{what}: response exceeds {self._limits.max_response_bytes} bytes",
                         status=response.status_code,
                     )
-                return ReceiverResponse(response.status_code, content)
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                return ReceiverResponse(response.status_code, content, headers)
 
     async def _read_bounded(self, response: httpx.Response) -> tuple[bytes, bool]:
         limit = self._limits.max_response_bytes

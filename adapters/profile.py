@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.base import Capability, Person
 from adapters.errors import ProfileError
+from adapters.fields import FieldMap
 from adapters.http import AuthKind
+from adapters.options import OptionSpec
+from adapters.pagination import Pagination
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -75,15 +79,6 @@ CALL_KINDS: dict[str, CallKind] = {
 _PROSPECT_CALLS = ("create_prospect", "update_prospect", "save_prospect")
 
 
-class FieldMap(BaseModel):
-    """One of our fields sent under the receiver's key, with optional value translation."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    to: str = Field(min_length=1, description="Receiver's key; dots make nested objects.")
-    values: dict[str, str] = Field(default_factory=dict, description="Our value -> theirs.")
-
-
 class CallSpec(BaseModel):
     """How one contract call maps onto one HTTP request of the receiver."""
 
@@ -96,7 +91,8 @@ class CallSpec(BaseModel):
         description="Query parameter -> template; dropped when its value is None.",
     )
     body: dict[str, str | FieldMap] = Field(
-        default_factory=dict, description="Our field name -> the receiver's (dotted) key."
+        default_factory=dict,
+        description="Our field name -> the receiver's (dotted) key, or a FieldMap.",
     )
     static: dict[str, Any] = Field(
         default_factory=dict, description="Constant values sent at these (dotted) keys."
@@ -126,6 +122,19 @@ class CallSpec(BaseModel):
     )
     exists_id_path: str | None = Field(
         default=None, description="Dotted path to the existing record's ID in such an answer."
+    )
+    retryable_status: list[int] = Field(
+        default_factory=list,
+        description="4xx statuses that mean 'not done, try again later' (e.g. 423 Locked).",
+    )
+    pagination: Pagination | None = Field(default=None, description="List calls: paging.")
+    applies_body: bool = Field(
+        default=True,
+        description="convert_prospect: the call applies the body's fields to the member.",
+    )
+    follow_up: Literal["update_member", "save_member"] | None = Field(
+        default=None,
+        description="convert_prospect: call sent after it with our fields on the member.",
     )
 
     def placeholders(self) -> set[str]:
@@ -173,12 +182,38 @@ class ReceiverProfile(BaseModel):
         default=None,
         description="Header carrying an idempotency key on creating calls, where honoured.",
     )
+    base_url: str | None = Field(
+        default=None,
+        description="Full-SaaS platforms: the platform's own API address, used by tenants "
+        "turned up without a host.",
+    )
+    options: list[OptionSpec] = Field(
+        default_factory=list, description="Custom options a tenant's turn-up may or must give."
+    )
     calls: Calls
 
     @model_validator(mode="after")
     def _calls_consistent(self) -> ReceiverProfile:
-        for name, spec in self.calls.present().items():
+        present = self.calls.present()
+        for name, spec in present.items():
             _check_call(name, spec)
+        convert = present.get("convert_prospect")
+        if convert is not None:
+            if convert.follow_up is not None and convert.follow_up not in present:
+                raise ValueError(
+                    f"calls.convert_prospect.follow_up: the profile has no {convert.follow_up} call"
+                )
+            if not convert.applies_body and convert.follow_up is None:
+                raise ValueError(
+                    "calls.convert_prospect.follow_up: required when applies_body is false, "
+                    "or the member keeps the prospect's old fields"
+                )
+        if self.base_url is not None:
+            _check_base_url(self.base_url)
+        names = [option.name for option in self.options]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"options: declared twice: {twice}")
         return self
 
     @property
@@ -193,6 +228,14 @@ class ReceiverProfile(BaseModel):
         ):
             caps.add(Capability.STAFF_OWNER)
         return frozenset(caps)
+
+
+def _check_base_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("base_url: an http(s) address such as https://api.platform.example/v2")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("base_url: no credentials, query or fragment (credentials go in auth)")
 
 
 def _check_call(name: str, spec: CallSpec) -> None:
@@ -211,6 +254,10 @@ def _check_call(name: str, spec: CallSpec) -> None:
         raise ValueError(f"{where}.body: unknown field(s) {sorted(bad_fields)}")
     if kind.returns == "id" and not spec.id_path:
         raise ValueError(f"{where}.id_path: required, the call returns the receiver ID")
+    if spec.pagination is not None and kind.returns != "items":
+        raise ValueError(f"{where}.pagination: only list calls page")
+    if (spec.follow_up is not None or not spec.applies_body) and name != "convert_prospect":
+        raise ValueError(f"{where}: follow_up and applies_body are for convert_prospect only")
     if kind.returns == "items" and spec.items_path is None:
         raise ValueError(f"{where}.items_path: required, say where the list is ('' for the root)")
     if "receiver_id" in kind.placeholders and name != "save_prospect" and name != "save_member":
@@ -261,12 +308,60 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(base, data)
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
+def _line_of(path: Path, loc: Sequence[int | str]) -> int | None:
+    """The line of the deepest key of `loc` found in the file itself (not in what it extends)."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not found:
+                break
+            line, node = found[0][0].start_mark.line + 1, found[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+_BRANCH_TYPES = frozenset({"string_type", "model_type", "dict_type", "model_attributes_type"})
+
+
+def _clean_loc(loc: Sequence[int | str]) -> tuple[int | str, ...]:
+    # Unions add their branch to the location (`str`, `function-after[...]`): not a key.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _BRANCHES)))
+
+
+_BRANCHES = frozenset({"str", "int", "float", "bool", "FieldMap", "CallSpec", "OptionSpec"})
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    errors = [(e, _clean_loc(e["loc"])) for e in exc.errors()]
+    # A union's "not this branch" errors are noise beside the real one at the same key.
+    kept = [
+        (e, loc)
+        for e, loc in errors
+        if e["type"] not in _BRANCH_TYPES
+        or all(other["type"] in _BRANCH_TYPES for other, at in errors if at == loc)
+    ]
+    lines: list[str] = []
+    for error, loc_parts in kept:
+        loc = ".".join(str(part) for part in loc_parts)
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{loc}: {message}" if loc else message)
+        # Model-level checks name their key in the message: find its line from there.
+        where = loc_parts or tuple(message.split(":", 1)[0].split("."))
+        line = _line_of(path, [int(p) if str(p).isdigit() else p for p in where])
+        text = f"{loc}: {message}" if loc else message
+        text = f"line {line}: {text}" if line else text
+        if text not in lines:
+            lines.append(text)
     return "; ".join(lines)
 
 
@@ -277,7 +372,7 @@ def load_profile(path: Path) -> ReceiverProfile:
     try:
         return ReceiverProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"{path}: {_describe(exc)}") from exc
+        raise ProfileError(f"{path}: {_describe(exc, path)}") from exc
 
 
 def load_profile_dir(directory: Path) -> list[ReceiverProfile]:

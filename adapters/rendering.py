@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from adapters.errors import PermanentError, ResponseShapeError
-from adapters.profile import PLACEHOLDER, CallSpec, FieldMap
+from adapters.fields import FieldMap
+from adapters.profile import PLACEHOLDER, CallSpec
 
 Values = Mapping[str, Any]
 
@@ -37,10 +39,31 @@ def render_query(query: Mapping[str, str], values: Values) -> dict[str, str]:
 
 
 def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[leaf] = value
+    """Set `value` at a dotted key; a numeric part is an array index (`phones.0.number`)."""
+    parts = dotted.split(".")
+    node: Any = target
+    for part, following in itertools.pairwise(parts):
+        empty: Any = [] if following.isdigit() else {}
+        node = _slot(node, part, empty)
+    leaf = parts[-1]
+    if isinstance(node, list):
+        _slot(node, leaf, None)
+        node[int(leaf)] = value
+    else:
+        node[leaf] = value
+
+
+def _slot(node: Any, part: str, empty: Any) -> Any:
+    if isinstance(node, list):
+        index = int(part)
+        while len(node) <= index:
+            node.append(None)
+        if node[index] is None:
+            node[index] = empty
+        return node[index]
+    if node.get(part) is None:
+        node[part] = empty
+    return node[part]
 
 
 def _wire(value: Any) -> Any:
@@ -49,7 +72,7 @@ def _wire(value: Any) -> Any:
     return value
 
 
-def render_body(spec: CallSpec, values: Values) -> dict[str, Any]:
+def render_body(spec: CallSpec, values: Values, what: str = "request") -> dict[str, Any]:
     """The JSON body: our values under the receiver's keys, plus the profile's constants."""
     body: dict[str, Any] = {}
     for dotted, constant in spec.static.items():
@@ -60,8 +83,9 @@ def render_body(spec: CallSpec, values: Values) -> dict[str, Any]:
             continue
         if isinstance(mapping, FieldMap):
             target = mapping.to
-            if isinstance(value, str):
-                value = mapping.values.get(value, value)
+            value = mapping.convert(values.get(ours), what)
+            if value is None and spec.omit_none:
+                continue
         else:
             target = mapping
         _put(body, target, value)
@@ -83,6 +107,9 @@ def dig(data: Any, dotted: str) -> Any:
 
 
 def as_id(value: Any, what: str, where: str) -> str:
+    """A receiver ID of any JSON type (text, UUID, integer, integral float) as our text."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise ResponseShapeError(f"{what}: no receiver ID at {where!r} in the response")
     return str(value)

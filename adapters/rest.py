@@ -25,8 +25,10 @@ from adapters.errors import (
     NotSupported,
     PermanentError,
     ResponseShapeError,
+    RetryableError,
 )
-from adapters.http import AuthConfig, ReceiverHttp
+from adapters.http import AuthConfig, ReceiverHttp, ReceiverResponse
+from adapters.paging import PageRequest, first_page, next_page
 from adapters.profile import CALL_KINDS, CallSpec, ReceiverProfile
 from adapters.rendering import as_id, dig, optional_text, render_body, render_path, render_query
 
@@ -98,21 +100,36 @@ class RestReceiverClient(ReceiverClient):
         return self._profile.idempotency_key_header is not None
 
     async def _send(
-        self, call: str, values: dict[str, Any], idempotency_key: str | None = None
-    ) -> tuple[CallSpec, Any, str]:
+        self,
+        call: str,
+        values: dict[str, Any],
+        idempotency_key: str | None = None,
+        page: PageRequest | None = None,
+    ) -> tuple[CallSpec, Any, str, ReceiverResponse]:
         spec = self._spec(call)
         values = {"client_id": self._client_id, **values}
         what = f"{self.name}.{call}"
         path = render_path(spec.path, values, what)
         params = render_query(spec.query, values)
-        body = render_body(spec, values) if spec.method != "GET" else None
+        if page is not None:
+            params.update(page.params)
+            path = page.url or path
+        body = render_body(spec, values, what) if spec.method != "GET" else None
         header = self._profile.idempotency_key_header
         headers = {header: idempotency_key} if header and idempotency_key else None
         try:
             response = await self._http.request(
-                spec.method, path, params=params, json_body=body, headers=headers
+                # An empty `params` would make httpx drop the query of a next-page link.
+                spec.method,
+                path,
+                params=params or None,
+                json_body=body,
+                headers=headers,
             )
         except PermanentError as exc:
+            if exc.status is not None and exc.status in spec.retryable_status:
+                # The profile says this refusal is temporary and nothing was applied.
+                raise RetryableError(str(exc), maybe_applied=False) from exc
             if exc.status is None or exc.status not in spec.exists_status:
                 raise
             found = dig(exc.body, spec.exists_id_path) if spec.exists_id_path else None
@@ -121,30 +138,37 @@ class RestReceiverClient(ReceiverClient):
                 status=exc.status,
                 receiver_id=None if found is None else as_id(found, what, "exists_id_path"),
             ) from exc
-        return spec, response.json(f"{what} {spec.method} {path}"), what
+        return spec, response.json(f"{what} {spec.method} {path}"), what, response
 
     async def _send_for_id(
         self, call: str, values: dict[str, Any], idempotency_key: str | None = None
     ) -> str:
-        spec, data, what = await self._send(call, values, idempotency_key)
+        spec, data, what, _ = await self._send(call, values, idempotency_key)
         assert spec.id_path is not None  # guaranteed by profile validation
         return as_id(dig(data, spec.id_path), what, spec.id_path)
 
     async def _send_for_items(self, call: str, values: dict[str, Any]) -> list[Mapping[str, Any]]:
-        try:
-            spec, data, what = await self._send(call, values)
-        except PermanentError as exc:
-            if exc.status is not None and exc.status in self._spec(call).not_found_status:
-                return []
-            raise
-        assert spec.items_path is not None  # guaranteed by profile validation
-        found = dig(data, spec.items_path)
-        if found is None:
-            return []
-        items = [found] if isinstance(found, Mapping) else found
-        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-            raise ResponseShapeError(f"{what}: {spec.items_path!r} is not a list of objects")
-        return items
+        paging = self._spec(call).pagination
+        page = first_page(paging) if paging else None
+        items: list[Mapping[str, Any]] = []
+        limit = paging.max_pages if paging else 1
+        for _ in range(limit):
+            try:
+                spec, data, what, response = await self._send(call, values, page=page)
+            except PermanentError as exc:
+                if exc.status is not None and exc.status in self._spec(call).not_found_status:
+                    return items
+                raise
+            found = _items(data, spec, what)
+            items.extend(found)
+            if paging is None or page is None:
+                return items
+            page = next_page(
+                paging, page, len(found), data, response.headers, self._http.base_url, what
+            )
+            if page is None:
+                return items
+        raise ResponseShapeError(f"{self.name}.{call}: more than {limit} pages")
 
     def _person(self, club: ClubRef, person: Person, receiver_id: str | None) -> dict[str, Any]:
         values = person_values(person)
@@ -207,16 +231,22 @@ class RestReceiverClient(ReceiverClient):
         idempotency_key: str | None = None,
     ) -> str:
         values = self._person(club, person, receiver_id)
-        return await self._send_for_id("convert_prospect", values, idempotency_key)
+        member_id = await self._send_for_id("convert_prospect", values, idempotency_key)
+        follow_up = self._spec("convert_prospect").follow_up
+        if follow_up is not None:
+            # The platform converts the prospect as it is: our fields follow on the member.
+            member = dataclasses.replace(person, user_type="member")
+            await self._send(follow_up, self._person(club, member, member_id))
+        return member_id
 
     # Staff -----------------------------------------------------------------------------------
 
     def _staff(self, call: str, item: Mapping[str, Any]) -> ReceiverStaff:
         spec = self._spec(call)
         return ReceiverStaff(
-            id=as_id(item.get(spec.id_key), f"{self.name}.{call}", spec.id_key),
-            email=optional_text(item.get(spec.email_key)),
-            name=optional_text(item.get(spec.name_key)),
+            id=as_id(dig(item, spec.id_key), f"{self.name}.{call}", spec.id_key),
+            email=optional_text(dig(item, spec.email_key)),
+            name=optional_text(dig(item, spec.name_key)),
         )
 
     async def list_staff(self, club: ClubRef | None) -> list[ReceiverStaff]:
@@ -244,8 +274,8 @@ class RestReceiverClient(ReceiverClient):
         items = await self._send_for_items("list_lead_sources", {})
         return [
             ReceiverLeadSource(
-                id=as_id(item.get(spec.id_key), what, spec.id_key),
-                name=str(item.get(spec.name_key) or ""),
+                id=as_id(dig(item, spec.id_key), what, spec.id_key),
+                name=str(dig(item, spec.name_key) or ""),
             )
             for item in items
         ]
@@ -268,16 +298,16 @@ class RestReceiverClient(ReceiverClient):
         )
         people = []
         for item in items:
-            kind = item.get(spec.type_key) if spec.type_key else None
+            kind = dig(item, spec.type_key) if spec.type_key else None
             people.append(
                 ReceiverPerson(
-                    id=as_id(item.get(spec.id_key), what, spec.id_key),
+                    id=as_id(dig(item, spec.id_key), what, spec.id_key),
                     external_id=(
-                        optional_text(item.get(spec.external_id_key))
+                        optional_text(dig(item, spec.external_id_key))
                         if spec.external_id_key
                         else None
                     ),
-                    email=optional_text(item.get(spec.email_key)),
+                    email=optional_text(dig(item, spec.email_key)),
                     user_type=kind if kind in ("prospect", "member") else None,
                 )
             )
@@ -285,3 +315,15 @@ class RestReceiverClient(ReceiverClient):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _items(data: Any, spec: CallSpec, what: str) -> list[Mapping[str, Any]]:
+    """The objects at the call's `items_path` (one object counts as a list of one)."""
+    assert spec.items_path is not None  # guaranteed by profile validation
+    found = dig(data, spec.items_path)
+    if found is None:
+        return []
+    items = [found] if isinstance(found, Mapping) else found
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ResponseShapeError(f"{what}: {spec.items_path!r} is not a list of objects")
+    return items

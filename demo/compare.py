@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from adapters.profile import FieldMap, ReceiverProfile
+from adapters.fields import FieldMap
+from adapters.profile import ReceiverProfile
 from adapters.rendering import dig
 from demo.oracle import PERSON_FIELDS, ExpectedPerson, ExpectedState, PersonKind, profile_named
 from streams.core.matching import normalize_email
@@ -22,11 +23,11 @@ class ReceiverField:
     """Where one of our person fields sits in a receiver record, and how its values read there."""
 
     path: str
-    values: Mapping[str, str] = field(default_factory=dict)
+    mapping: FieldMap | None = None
 
     def wire(self, value: Any) -> Any:
-        """Our value as the receiver stores it."""
-        return self.values.get(value, value) if isinstance(value, str) else value
+        """Our value as the receiver stores it (the profile's value map and type applied)."""
+        return value if self.mapping is None else self.mapping.convert(value, "demo")
 
 
 def receiver_fields(profile: ReceiverProfile) -> dict[str, ReceiverField]:
@@ -37,7 +38,7 @@ def receiver_fields(profile: ReceiverProfile) -> dict[str, ReceiverField]:
     out: dict[str, ReceiverField] = {}
     for ours, mapping in call.body.items():
         if isinstance(mapping, FieldMap):
-            out[ours] = ReceiverField(mapping.to, dict(mapping.values))
+            out[ours] = ReceiverField(mapping.to, mapping)
         else:
             out[ours] = ReceiverField(mapping)
     return out

@@ -206,7 +206,10 @@ class _People:
         return self._next(current)
 
     def convert(self, current: Record) -> Record:
-        return self._next(current, user_type="MEMBER", status="ACTIVE")
+        # Joining often comes with a new address: a receiver whose convert call copies the
+        # prospect as stored must still end with it (issue 11, seen case 3).
+        city = "Springfield" if current.get("city") != "Springfield" else "Shelbyville"
+        return self._next(current, user_type="MEMBER", status="ACTIVE", city=city)
 
     def reassign(self, current: Record) -> Record:
         rng = self.rng

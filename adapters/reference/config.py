@@ -27,6 +27,8 @@ class ReceiverMode(enum.StrEnum):
     NO_CONVERT = "no-convert"
     NO_EXTERNAL_ID = "no-external-id"
     IDEMPOTENT = "idempotent"
+    #: Another platform's shape (adapters/reference/contacts.py) over the same store.
+    CONTACTS = "contacts"
 
     @property
     def profile_name(self) -> str:
@@ -65,6 +67,17 @@ MODE_ABSENT_ROUTES: dict[ReceiverMode, frozenset[str]] = {
     ReceiverMode.NO_EXTERNAL_ID: frozenset(),
     # No lookup: a repeated create is made harmless by its idempotency key alone.
     ReceiverMode.IDEMPOTENT: frozenset({"find_person"}),
+    ReceiverMode.CONTACTS: frozenset(
+        {
+            "create_prospect",
+            "update_prospect",
+            "create_member",
+            "update_member",
+            "list_staff",
+            "create_lead_source",
+            "update_lead_source",
+        }
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from adapters.config import ReceiverConfig
 from adapters.reference.admin import AdminHandlers, CallLog, is_admin_route
 from adapters.reference.api import ApiHandlers, Handler, error_response
 from adapters.reference.config import MODE_ABSENT_ROUTES, ROUTES, ReceiverMode, ReferenceConfig
+from adapters.reference.contacts import ContactsApiHandlers
 from adapters.reference.faults import FaultPlan
 from adapters.reference.store import ReceiverStore, Rejection
 
@@ -133,8 +134,11 @@ class ReferenceReceiver:
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
-        api = ApiHandlers(self.store)
-        api.add_routes(app, self.config.base_path, MODE_ABSENT_ROUTES[self.mode])
+        if self.mode is ReceiverMode.CONTACTS:
+            ContactsApiHandlers(self.store).add_routes(app, self.config.base_path)
+        else:
+            api = ApiHandlers(self.store)
+            api.add_routes(app, self.config.base_path, MODE_ABSENT_ROUTES[self.mode])
         AdminHandlers(self).add_routes(app)
         return app
 

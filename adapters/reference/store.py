@@ -186,6 +186,8 @@ class ReceiverStore:
             raise Rejection(404, f"no {kind} {person_id!r} in club {club_id!r}")
         record = self._validated_person(client_id, kind, body)
         record.update(id=person_id, type=kind, version=current["version"] + 1, clubId=club_id)
+        if "convertedFrom" in current:
+            record["convertedFrom"] = current["convertedFrom"]  # the platform's, not ours
         club.of(kind)[person_id] = record
         return record
 

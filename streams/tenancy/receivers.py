@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -12,7 +14,8 @@ from adapters.base import ReceiverClient
 from adapters.config import ReceiverConfig
 from adapters.errors import MisconfiguredError
 from adapters.http import DEFAULT_TIMEOUTS, AuthConfig, Timeouts
-from adapters.registry import create_adapter
+from adapters.options import OptionError, secret_name, typed_options
+from adapters.registry import create_adapter, declared_options, saas_base_url
 from streams.exceptions import TurnupError
 from streams.tenancy.secrets import SecretResolver
 from streams.tenancy.tenant import CONNECTOR_OPTIONS, Tenant, auth_kind_for
@@ -23,27 +26,46 @@ def receiver_config_for(
 ) -> ReceiverConfig:
     """The adapter config of a tenant, its secret resolved now (env or secret file)."""
     connection = tenant.connection
-    if connection is None:
+    saas = saas_base_url(tenant.adapter)
+    if connection is None and saas is None:
         raise TurnupError(
             f"client {tenant.client_id}: adapter {tenant.adapter!r} needs a receiver host, "
             "and the turn-up has no connection; turn it up again with --host"
         )
+    if connection is None:
+        assert saas is not None
+        address = urlsplit(saas)
+        scheme, host, base_path = address.scheme, address.netloc, address.path
+    else:
+        scheme, host, base_path = connection.scheme, connection.host, connection.base_path or ""
     kind = auth_kind_for(tenant)
     secret = None
-    if kind != "none" and connection.secret_ref is not None:
+    if kind != "none" and connection is not None and connection.secret_ref is not None:
         secret = resolver.resolve(connection.secret_ref)
+    declared = declared_options(tenant.adapter)
+    given = {k: v for k, v in tenant.options.items() if k not in CONNECTOR_OPTIONS}
+    try:
+        options = typed_options(declared, given)
+        secrets = {
+            spec.name: resolver.resolve(secret_name(spec, given[spec.name]))
+            for spec in declared
+            if spec.secret and spec.name in given
+        }
+    except OptionError as exc:
+        raise TurnupError(f"client {tenant.client_id}: {exc}") from None
     try:
         return ReceiverConfig(
-            scheme=connection.scheme,
-            host=connection.host,
-            base_path=connection.base_path or "",
+            scheme=cast(Literal["http", "https"], scheme),
+            host=host,
+            base_path=base_path,
             receiver_client_id=tenant.receiver_client_id,
             auth=AuthConfig(
                 kind=kind,
-                username=connection.username if kind == "basic" else None,
+                username=connection.username if kind == "basic" and connection else None,
                 secret=secret,
             ),
-            options={k: v for k, v in tenant.options.items() if k not in CONNECTOR_OPTIONS},
+            options=options,
+            secrets=secrets,
             timeouts=timeouts,
         )
     except ValidationError as exc:

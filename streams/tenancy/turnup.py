@@ -10,9 +10,11 @@ from typing import Any, cast
 
 import yaml
 
-from adapters.registry import adapter_names
+from adapters.options import OptionError, check_options
+from adapters.registry import adapter_names, declared_options, saas_base_url
 from streams.exceptions import TurnupError
 from streams.tenancy.tenant import (
+    CONNECTOR_OPTIONS,
     RATE_LIMIT_OPTION,
     SCHEMES,
     Connection,
@@ -189,7 +191,7 @@ def validate_turnup(
         ]
         if given:
             raise TurnupError(f"{', '.join(given)} given without --host: give the receiver host")
-        if adapter_profile(adapter) is not None:
+        if adapter_profile(adapter) is not None and saas_base_url(adapter) is None:
             raise TurnupError(
                 f"adapter {adapter!r} calls the receiver's own web API: give --host "
                 "(and --scheme, --username, --secret-ref as it needs)"
@@ -205,6 +207,12 @@ def validate_turnup(
             secret_ref=check_secret_ref(secret_ref) if secret_ref is not None else None,
             base_path=path or None,
         )
+    adapter_options = {k: v for k, v in checked_options.items() if k not in CONNECTOR_OPTIONS}
+    try:
+        adapter_options = check_options(adapter, declared_options(adapter), adapter_options)
+    except OptionError as exc:
+        raise TurnupError(str(exc)) from None
+    checked_options.update(adapter_options)
     tenant = Tenant(
         client_id=client,
         receiver_client_id=receiver_client,
@@ -214,7 +222,6 @@ def validate_turnup(
         options=checked_options,
         configured_at=configured_at or now_millis(),
     )
-    # Required custom options: neither the registry nor profiles declare any yet.
     auth_kind_for(tenant)
     return tenant
 
