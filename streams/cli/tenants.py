@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
+from adapters.errors import AdapterError
+from adapters.profile import ReceiverProfile
 from streams.cli.common import fail, resolve_bootstrap
 from streams.exceptions import ConnectorError, TurnupError
 from streams.settings import Settings
@@ -30,11 +33,32 @@ def _current_directory(settings: Settings, timeout: float) -> list[Tenant]:
         return found.all()
 
 
+def embedded_profile(client_id: str, path: Path) -> ReceiverProfile:
+    """The profile of a file, named for this client and registered here for validation."""
+    from adapters.profile import load_profile
+    from adapters.registry import register_profile
+    from streams.tenancy.tenant import embedded_profile_name
+
+    try:
+        loaded = load_profile(path)
+    except AdapterError as exc:
+        raise TurnupError(str(exc)) from None
+    profile = loaded.model_copy(update={"name": embedded_profile_name(client_id, loaded.name)})
+    register_profile(profile, replace=True)
+    return profile
+
+
 @click.command("turnup")
 @click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), help="YAML.")
 @click.option("--client", "client_id", help="The client's ID in InTouch.")
 @click.option("--receiver-client", "receiver_client_id", help="The client's ID in the receiver.")
 @click.option("--adapter", help="Adapter or REST profile name from the adapter registry.")
+@click.option(
+    "--profile-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A REST profile of your own, turned up with the client (instead of --adapter): "
+    "workers need no copy of the file.",
+)
 @click.option("--club", "clubs", multiple=True, metavar="INTOUCH=RECEIVER", help="Repeatable.")
 @click.option("--host", help="Receiver host or IP, optionally ':port' (none for SaaS).")
 @click.option("--scheme", default=None, help="http or https (default https).")
@@ -51,6 +75,7 @@ def turnup(
     client_id: str | None,
     receiver_client_id: str | None,
     adapter: str | None,
+    profile_file: Path | None,
     clubs: tuple[str, ...],
     host: str | None,
     scheme: str | None,
@@ -70,6 +95,7 @@ def turnup(
         "--client": client_id,
         "--receiver-client": receiver_client_id,
         "--adapter": adapter,
+        "--profile-file": profile_file,
         "--club": clubs or None,
         "--host": host,
         "--scheme": scheme,
@@ -85,10 +111,17 @@ def turnup(
                 raise TurnupError(f"--file carries the whole turn-up: drop {', '.join(given)}")
             tenant = load_turnup_file(file)
         else:
+            if profile_file is not None:
+                if adapter is not None:
+                    raise TurnupError("give --adapter or --profile-file, not both")
+                if client_id is None:
+                    raise TurnupError("missing --client (or give --file)")
+                profile = embedded_profile(client_id, profile_file)
+                adapter = profile.name
             missing = [
                 flag
                 for flag in ("--client", "--receiver-client", "--adapter")
-                if flags[flag] is None
+                if flags[flag] is None and not (flag == "--adapter" and adapter)
             ]
             if missing:
                 raise TurnupError(f"missing {', '.join(missing)} (or give --file)")
@@ -110,6 +143,10 @@ def turnup(
                 base_path=base_path,
                 options=dict(option_pairs),
             )
+            if profile_file is not None:
+                tenant = dataclasses.replace(
+                    tenant, profile=profile.model_dump_json(exclude_defaults=True)
+                )
     except TurnupError as exc:
         fail(str(exc), 2)
     if dry_run:

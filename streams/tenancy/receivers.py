@@ -18,13 +18,19 @@ from adapters.options import OptionError, secret_name, typed_options
 from adapters.registry import create_adapter, declared_options, saas_base_url
 from streams.exceptions import TurnupError
 from streams.tenancy.secrets import SecretResolver
-from streams.tenancy.tenant import CONNECTOR_OPTIONS, Tenant, auth_kind_for
+from streams.tenancy.tenant import (
+    CONNECTOR_OPTIONS,
+    Tenant,
+    auth_kind_for,
+    register_embedded_profile,
+)
 
 
 def receiver_config_for(
     tenant: Tenant, resolver: SecretResolver, timeouts: Timeouts = DEFAULT_TIMEOUTS
 ) -> ReceiverConfig:
     """The adapter config of a tenant, its secret resolved now (env or secret file)."""
+    register_embedded_profile(tenant)
     connection = tenant.connection
     saas = saas_base_url(tenant.adapter)
     if connection is None and saas is None:

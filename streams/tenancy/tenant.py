@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
+from pydantic import ValidationError
+
 from adapters.base import ClubRef
 from adapters.http import AuthKind
 from adapters.profile import ReceiverProfile
-from adapters.registry import get_factory
+from adapters.registry import get_factory, register_profile
 from streams.exceptions import TurnupError
 
 Scheme = Literal["http", "https"]
@@ -64,6 +67,8 @@ class Tenant:
     connection: Connection | None
     options: Mapping[str, str] = field(default_factory=dict)
     configured_at: dt.datetime = field(default_factory=lambda: now_millis())
+    #: A REST profile turned up with the client (JSON), registered as `adapter` by each worker.
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         # Read-only views: a tenant is shared by every agent of a worker.
@@ -109,6 +114,7 @@ def tenant_to_record(tenant: Tenant) -> dict[str, Any]:
         },
         "options": dict(tenant.options),
         "configured_at": tenant.configured_at,
+        "profile": tenant.profile,
     }
 
 
@@ -135,7 +141,34 @@ def tenant_from_record(record: Mapping[str, Any]) -> Tenant:
         connection=connection,
         options=dict(record.get("options") or {}),
         configured_at=configured_at,
+        profile=record.get("profile"),
     )
+
+
+def embedded_profile_name(client_id: str, profile_name: str) -> str:
+    """The adapter name of a profile turned up with one client: its own name, scoped to the
+    client, so two clients' files never share (or shadow) a name."""
+    client = re.sub(r"[^a-z0-9_.-]+", "-", client_id.lower()).strip("-") or "client"
+    return f"{profile_name}.client-{client}"
+
+
+def register_embedded_profile(tenant: Tenant) -> None:
+    """Register the profile a tenant was turned up with (a no-op for registered adapters)."""
+    if tenant.profile is None:
+        return
+    try:
+        profile = ReceiverProfile.model_validate_json(tenant.profile)
+    except ValidationError as exc:
+        raise TurnupError(
+            f"client {tenant.client_id}: its turned-up profile is not valid: "
+            f"{exc.error_count()} problem(s), first: {exc.errors(include_input=False)[0]['msg']}"
+        ) from None
+    if profile.name != tenant.adapter:
+        raise TurnupError(
+            f"client {tenant.client_id}: its profile is named {profile.name!r}, "
+            f"not {tenant.adapter!r}"
+        )
+    register_profile(profile, replace=True)
 
 
 def tenant_to_json(tenant: Tenant) -> dict[str, Any]:
