@@ -33,17 +33,19 @@ def receiver_config_for(
     register_embedded_profile(tenant)
     connection = tenant.connection
     saas = saas_base_url(tenant.adapter)
-    if connection is None and saas is None:
+    hosted = connection is not None and connection.host is not None
+    if not hosted and saas is None:
         raise TurnupError(
             f"client {tenant.client_id}: adapter {tenant.adapter!r} needs a receiver host, "
-            "and the turn-up has no connection; turn it up again with --host"
+            "and the turn-up has none; turn it up again with --host"
         )
-    if connection is None:
+    scheme: str
+    if connection is not None and connection.host is not None:
+        scheme, host, base_path = connection.scheme, connection.host, connection.base_path or ""
+    else:
         assert saas is not None
         address = urlsplit(saas)
         scheme, host, base_path = address.scheme, address.netloc, address.path
-    else:
-        scheme, host, base_path = connection.scheme, connection.host, connection.base_path or ""
     kind = auth_kind_for(tenant)
     secret = None
     if kind != "none" and connection is not None and connection.secret_ref is not None:

@@ -40,9 +40,10 @@ def rate_limit_of(tenant: Tenant) -> float | None:
 
 @dataclass(frozen=True)
 class Connection:
-    """How to reach a self-hosted receiver; the password is named by `secret_ref`, never held."""
+    """How to reach a receiver: its host (None for a full-SaaS platform, whose address is the
+    adapter's) and credentials; the password is named by `secret_ref`, never held."""
 
-    host: str
+    host: str | None
     scheme: Scheme = "https"
     username: str | None = None
     secret_ref: str | None = None
@@ -51,6 +52,8 @@ class Connection:
     @property
     def base_url(self) -> str:
         """Scheme, host and base path, for people (the adapter builds its own)."""
+        if self.host is None:
+            return "(the platform's own address)"
         return f"{self.scheme}://{self.host}{self.base_path or ''}"
 
 

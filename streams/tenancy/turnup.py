@@ -7,6 +7,7 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -180,6 +181,7 @@ def validate_turnup(
             )
     connection = None
     if host is None:
+        saas = saas_base_url(adapter)
         given = [
             flag
             for flag, value in (
@@ -189,12 +191,21 @@ def validate_turnup(
             )
             if value is not None
         ]
-        if given:
+        if given and (saas is None or base_path is not None):
             raise TurnupError(f"{', '.join(given)} given without --host: give the receiver host")
-        if adapter_profile(adapter) is not None and saas_base_url(adapter) is None:
+        if adapter_profile(adapter) is not None and saas is None:
             raise TurnupError(
                 f"adapter {adapter!r} calls the receiver's own web API: give --host "
                 "(and --scheme, --username, --secret-ref as it needs)"
+            )
+        if given:
+            # A full-SaaS platform: its address is the adapter's, the credentials are ours.
+            assert saas is not None
+            connection = Connection(
+                host=None,
+                scheme=cast(Scheme, urlsplit(saas).scheme),
+                username=_text(username, "username") if username is not None else None,
+                secret_ref=check_secret_ref(secret_ref) if secret_ref is not None else None,
             )
     else:
         if scheme not in SCHEMES:

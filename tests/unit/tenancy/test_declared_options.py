@@ -15,7 +15,7 @@ from adapters.profile import load_profile
 from streams.exceptions import TurnupError
 from streams.tenancy.receivers import open_receiver, receiver_config_for
 from streams.tenancy.secrets import SecretResolver
-from streams.tenancy.tenant import Tenant, tenant_to_json, tenant_to_record
+from streams.tenancy.tenant import Tenant, tenant_from_record, tenant_to_json, tenant_to_record
 from streams.tenancy.turnup import validate_turnup
 from tests.secret_values import TURNUP_UNIT_SECRET
 
@@ -153,6 +153,26 @@ def test_a_full_saas_tenant_without_host_opens_at_the_platforms_address(saas: st
             return repr(client)
 
     assert "https://api.platform.test/v2" in asyncio.run(opened())
+
+
+def test_a_full_saas_tenant_carries_credentials_without_a_host(
+    saas: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = turnup(saas, {"site_code": "1"}, host=None, scheme="https", secret_ref="SAAS_TOKEN")
+    assert tenant.connection is not None and tenant.connection.host is None
+    assert tenant.connection.secret_ref == "SAAS_TOKEN"
+    assert tenant_from_record(tenant_to_record(tenant)) == tenant  # the record carries it
+    monkeypatch.setenv("SAAS_TOKEN", "t0ken-saas")
+    config = receiver_config_for(tenant, SecretResolver(None))
+    assert (config.scheme, config.host, config.base_path) == ("https", "api.platform.test", "/v2")
+    assert config.auth.kind == "bearer"
+    assert config.auth.secret is not None
+    assert config.auth.secret.get_secret_value() == "t0ken-saas"
+
+
+def test_a_saas_tenant_takes_no_base_path_without_a_host(saas: str) -> None:
+    with pytest.raises(TurnupError, match="without --host"):
+        turnup(saas, {"site_code": "1"}, host=None, secret_ref="SAAS_TOKEN", base_path="/x")
 
 
 def test_a_self_hosted_profile_still_needs_a_host(adapter: str) -> None:
