@@ -1,0 +1,23 @@
+"""`connector demo --mode contacts`: the second bundled profile (a platform shaped unlike the
+reference receiver) converges like the reference one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from demo.worker import clean_env
+from tests.integration.harness import connector
+
+
+def test_the_demo_on_the_contacts_platform_ends_with_no_mismatch(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = clean_env()
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONNECTOR_STATE_DIR=str(tmp_path))
+    args = ("demo", "--events", "800", "--seed", "5", "--mode", "contacts")
+    result = connector(env, *args, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["mismatches"], summary["dlq"], summary["events"]) == (0, 0, 800)
+    assert summary["calls"] >= summary["links"] > 0
