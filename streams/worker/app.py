@@ -218,7 +218,7 @@ class Pipeline:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.timer(READER_CHECK_INTERVAL)(self._check_readers)
-        self.app.timer(REPLAN_INTERVAL)(self._replan_due)
+        self.app.task(self._replan_loop)
 
         for subject, topic, name in (
             ("UserChanged", names.users_topic, "plan-users"),
@@ -289,11 +289,15 @@ class Pipeline:
             if not reader.alive():
                 self._stop_fatally(KafkaClientError(f"the {name} stopped reading"))
 
-    async def _replan_due(self) -> None:
-        try:
-            await self.replanner.run_due()
-        except PublishError as exc:
-            self._stop_fatally(exc)
+    async def _replan_loop(self) -> None:
+        """Plan due users again, every REPLAN_INTERVAL after the last round (a round after an
+        assignment checks every user and may take longer than that)."""
+        while not self.app.should_stop:
+            try:
+                await self.replanner.run_due()
+            except PublishError as exc:
+                self._stop_fatally(exc)
+            await asyncio.sleep(REPLAN_INTERVAL)
 
     async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
         """Faust stopped consuming: cancel the lanes, then close every receiver client."""
