@@ -4,6 +4,7 @@ those links appear, move or go. Real Kafka, a real worker, a real reference rece
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -161,3 +162,34 @@ def test_a_user_whose_values_would_not_change_is_not_sent_again(pipeline: Pipeli
     assert len(user_commands(pipeline, "7004")) == 1
     calls = pipeline.calls(CLIENT)
     assert calls.get("create_prospect") == len(users)
+
+
+def test_with_two_workers_each_user_is_planned_again_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Both workers see the link move; only the owner of each user's partition re-plans it."""
+    with running_pipeline(kafka_bootstrap, tmp_path) as p:
+        p.add_receiver(CLIENT, ReceiverMode.FULL)
+        p.start_worker()
+        p.start_more_workers(1)
+        p.seed_staff(CLIENT, "9101", "dora@club.com", "Dora Staff")
+        users = [f"71{i:02d}" for i in range(12)]
+        for user in users:
+            p.send("UserChanged", user_event(CLIENT, user, 1, staff_owner_id="3101"))
+        for user in users:
+            p.wait_outcome(CLIENT, user, 1, timeout=120)
+        p.send("StaffChanged", staff_event(CLIENT, "3101", 1, email="dora@club.com"))
+        assert p.wait_outcome(CLIENT, "3101", 1)["receiver_id"] == "9101"
+        wait_for(
+            "every user owned",
+            lambda: all((person(p, u) or {}).get("staffOwnerId") == "9101" for u in users),
+        )
+        replanned = {u: user_commands(p, u)[1:] for u in users}
+        assert all(len(commands) == 1 for commands in replanned.values()), replanned
+        wait_for(
+            "an outcome for every re-plan",
+            lambda: (
+                {o["command_id"] for o in p.outcomes(CLIENT) if o["status"] == "LINKED"}
+                >= {c["command_id"] for (c,) in replanned.values()}
+            ),
+        )
