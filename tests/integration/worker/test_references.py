@@ -193,3 +193,24 @@ def test_with_two_workers_each_user_is_planned_again_once(
                 >= {c["command_id"] for (c,) in replanned.values()}
             ),
         )
+
+
+def test_a_worker_with_an_empty_data_dir_rebuilds_user_states(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with running_pipeline(kafka_bootstrap, tmp_path) as p:
+        p.add_receiver(CLIENT, ReceiverMode.FULL)
+        p.seed_staff(CLIENT, "9201", "eve@club.com", "Eve Staff")
+        p.seed_staff(CLIENT, "9202", "evelyn@club.com", "Evelyn Staff")
+        p.start_worker()
+        p.send("StaffChanged", staff_event(CLIENT, "3201", 1, email="eve@club.com"))
+        assert p.wait_outcome(CLIENT, "3201", 1)["receiver_id"] == "9201"
+        p.send("UserChanged", user_event(CLIENT, "7201", 1, staff_owner_id="3201"))
+        p.wait_outcome(CLIENT, "7201", 1)
+        wait_person(p, "7201", "owned", staffOwnerId="9201")
+        p.stop_worker()
+        (fresh,) = p.start_more_workers(1)  # a data dir of its own, empty
+        p.send("StaffChanged", staff_event(CLIENT, "3201", 2, email="evelyn@club.com"))
+        assert p.wait_outcome(CLIENT, "3201", 2, timeout=120)["receiver_id"] == "9202"
+        wait_person(p, "7201", "re-owned by the new worker", staffOwnerId="9202")
+        assert fresh.poll() is None
