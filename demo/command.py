@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -101,9 +101,14 @@ def worker_process(run: DemoRun, settings: Settings) -> Iterator[subprocess.Pope
 
 
 def wait_until_settled(
-    run: DemoRun, worker: subprocess.Popen[bytes], label: str, timeout: float
+    run: DemoRun,
+    worker: subprocess.Popen[bytes],
+    label: str,
+    timeout: float,
+    converged: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Wait until the worker's group has committed every inbound event and every command."""
+    """Wait until the worker's group has committed every inbound event and every command,
+    and `converged` holds then (re-plans come after the commands that made the links)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     deadline = time.monotonic() + timeout
@@ -131,7 +136,7 @@ def wait_until_settled(
             done = sum(r.committed or 0 for r in rows)
             total = sum(r.end for r in rows)
             bar.update(task, completed=done, total=total)
-            if rows and all(r.lag == 0 for r in rows):
+            if rows and all(r.lag == 0 for r in rows) and converged():
                 return
             if time.monotonic() > deadline:
                 raise ConnectorError(
@@ -175,10 +180,12 @@ def run_demo(
     mode: ReceiverMode,
     timeout: float,
     latency_ms: float = 0.0,
+    interleaved: bool = False,
 ) -> dict[str, Any]:
     from demo.compare import compare
     from demo.generate import produce_scenario
-    from demo.oracle import expected_receiver_state
+    from demo.oracle import ReceiverRules, expected_receiver_state
+    from demo.references import replanned_commands, users_behind_their_links
     from demo.scenario import build_scenario
     from streams.kafka.lag import end_offsets
     from streams.kafka.topics import design_topics, ensure_topics
@@ -222,15 +229,27 @@ def run_demo(
         say(f"turned up client {CLIENT_ID} with clubs {', '.join(CLUBS)}")
 
         phase_seconds: dict[str, float] = {}
+        phases = (
+            [("interleaved", scenario.interleaved())]
+            if interleaved
+            else [(phase, scenario.phase(phase)) for phase in ("reference", "users")]
+        )
+        staff_owner = ReceiverRules.for_mode(mode).staff_owner
+
+        def converged() -> bool:
+            return not users_behind_their_links(
+                bootstrap, settings.kafka, topics, staff_owner=staff_owner
+            )
+
         with worker_process(run, settings) as worker:
-            for phase in ("reference", "users"):
-                # The reference phase also waits for the worker to start and join its group.
+            for phase, batch in phases:
+                # The first phase also waits for the worker to start and join its group.
                 phase_started = time.monotonic()
-                batch = scenario.phase(phase)
                 produce_scenario(bootstrap, settings.kafka, topics, batch, progress=False)
                 say(f"produced {len(batch)} {phase} events")
-                wait_until_settled(run, worker, f"processing {phase} events", timeout)
+                wait_until_settled(run, worker, f"processing {phase} events", timeout, converged)
                 phase_seconds[phase] = time.monotonic() - phase_started
+        users_phase, users_events = phases[-1][0], len(phases[-1][1])
 
         state = threaded.call(reference.state)
         calls = threaded.call(lambda: reference.calls.as_json())
@@ -258,9 +277,12 @@ def run_demo(
         "mismatches": len(mismatches),
         "seconds": round(time.monotonic() - started, 1),
         "pipeline_seconds": round(sum(phase_seconds.values()), 1),
-        "users_seconds": round(phase_seconds["users"], 1),
-        # Steady state: the users phase, produced and processed with the worker already up.
-        "events_per_second": round(len(scenario.phase("users")) / phase_seconds["users"], 1),
+        "users_seconds": round(phase_seconds[users_phase], 1),
+        # Steady state: the users phase, produced and processed with the worker already up
+        # (interleaved: the one phase, the worker's start included).
+        "events_per_second": round(users_events / phase_seconds[users_phase], 1),
+        "interleaved": interleaved,
+        "replanned": replanned_commands(bootstrap, settings.kafka, topics),
     }
 
 
@@ -295,9 +317,20 @@ def print_summary(summary: dict[str, Any]) -> None:
     show_default=True,
     help="Added receiver latency per call (plus up to half of it as jitter).",
 )
+@click.option(
+    "--interleaved",
+    is_flag=True,
+    help="Produce staff, lead sources and users mixed, with no wait between them.",
+)
 @click.pass_obj
 def demo(
-    settings: Settings, events: int, seed: int, mode: str, timeout: float, latency_ms: float
+    settings: Settings,
+    events: int,
+    seed: int,
+    mode: str,
+    timeout: float,
+    latency_ms: float,
+    interleaved: bool,
 ) -> None:
     """Run the whole pipeline on generated events and check the receiver's final state."""
     try:
@@ -308,6 +341,7 @@ def demo(
             mode=ReceiverMode(mode),
             timeout=timeout,
             latency_ms=latency_ms,
+            interleaved=interleaved,
         )
     except ConnectorError as exc:
         fail(str(exc))

@@ -98,6 +98,21 @@ class Scenario:
         """The events of one phase, or all of them, in production order."""
         return [e for e in self.events if phase == "all" or e.phase == phase]
 
+    def interleaved(self) -> list[InboundEvent]:
+        """Every event, the staff and lead sources shuffled in among the users (seeded), each
+        entity's own changes still in order: users may reach the topics before their refs."""
+        rng = random.Random(f"interleave-{self.seed}")
+        reference, users = self.phase("reference"), self.phase("users")
+        merged: list[InboundEvent] = []
+        while reference or users:
+            # Uniform over all interleavings: the next event is a reference one in the
+            # proportion of those left.
+            if rng.random() * (len(reference) + len(users)) < len(reference):
+                merged.append(reference.pop(0))
+            else:
+                merged.append(users.pop(0))
+        return merged
+
     def history(self, entity: Entity) -> dict[str, list[Record]]:
         """Every version of each entity of a kind, by InTouch ID, oldest first."""
         out: dict[str, list[Record]] = {}

@@ -49,9 +49,15 @@ def target_type(user: Mapping[str, Any]) -> str:
 def skip_user_command(command: Mapping[str, Any], link: UserLink | None) -> SkipReason | None:
     """Stale, or the receiver already holds exactly this (the fingerprint covers type, club,
     owner and lead source); None when the command must run. While a creating call is
-    unsettled, what the receiver holds is unknown: nothing is taken as unchanged."""
+    unsettled, what the receiver holds is unknown: nothing is taken as unchanged.
+
+    The applied version itself, with another fingerprint, is not stale: it is that version
+    planned again with links that changed since (commands of one entity run in log order).
+    """
     if is_stale(command["version"], link):
-        return SkipReason.STALE
+        assert link is not None
+        if command["version"] < link.version or command["fingerprint"] == link.fingerprint:
+            return SkipReason.STALE
     if (
         link is not None
         and link.receiver_id

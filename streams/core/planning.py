@@ -30,6 +30,10 @@ class PlannerSkip(enum.StrEnum):
     NO_LEAD_SOURCE_UPDATE = "no_lead_source_update"
 
 
+#: Why a user planned again makes no command: the receiver would see no change.
+REPLAN_UNCHANGED = "unchanged: the latest command carries these values"
+
+
 @dataclass(frozen=True)
 class Plan:
     """Commands to send, or the reason there are none (`skip`, and `skipped` in words)."""
@@ -140,6 +144,18 @@ def plan_user_change(
     stale = _stale(event, link)
     if stale is not None:
         return stale
+    return Plan(
+        commands=(_user_command(event, capabilities, link, staff_link, lead_source_link, now),)
+    )
+
+
+def referenced_ids(
+    event: Mapping[str, Any],
+    capabilities: frozenset[Cap],
+    staff_link: EntityLink | None,
+    lead_source_link: EntityLink | None,
+) -> tuple[str | None, str | None]:
+    """The receiver IDs of the user's staff owner and lead source, where they are linked."""
     # The guide: an unlinked staff owner means the user is sent with no owner.
     owner = staff_link.receiver_id if staff_link and event.get("staff_owner_id") else None
     if Cap.STAFF_OWNER not in capabilities:
@@ -147,10 +163,23 @@ def plan_user_change(
     source = (
         lead_source_link.receiver_id if lead_source_link and event.get("lead_source_id") else None
     )
+    return owner, source
+
+
+def _user_command(
+    event: Mapping[str, Any],
+    capabilities: frozenset[Cap],
+    link: UserLink | None,
+    staff_link: EntityLink | None,
+    lead_source_link: EntityLink | None,
+    now: dt.datetime,
+) -> Record:
+    owner, source = referenced_ids(event, capabilities, staff_link, lead_source_link)
+    kind_type = target_type(event)
     fp = user_fingerprint(event, owner, source)
     converting = kind_type == "MEMBER" and link is not None and link.user_type == "PROSPECT"
     kind = "CONVERT_TO_MEMBER" if converting else f"UPSERT_{kind_type}"
-    command = _command(
+    return _command(
         kind,
         event,
         fp,
@@ -159,7 +188,41 @@ def plan_user_change(
         staff_owner_receiver_id=owner,
         lead_source_receiver_id=source,
     )
-    return Plan(commands=(command,))
+
+
+def replan_user(
+    latest: Mapping[str, Any],
+    *,
+    planned_fingerprint: str,
+    capabilities: frozenset[Cap],
+    clubs: Mapping[str, str],
+    link: UserLink | None,
+    staff_link: EntityLink | None,
+    lead_source_link: EntityLink | None,
+    now: dt.datetime,
+) -> Plan:
+    """A user planned again after a staff or lead-source link it references appeared, changed
+    or went away: its latest planned InTouch state, at the same version, with today's links.
+
+    Nothing when the receiver would see what the user's latest command already carries, when
+    the receiver takes no such users, or when the link table applied a newer version (its
+    own command carried the links of its time and is followed in its turn).
+    """
+    if latest["club_id"] not in clubs:
+        return Plan(skipped="club no longer turned up")
+    kind_type = target_type(latest)
+    if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
+        return Plan(skipped="the receiver takes no prospects")
+    if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
+        return Plan(skipped="the receiver takes no members")
+    if link is not None and latest["version"] < link.version:
+        return Plan(skipped=f"newer version {link.version} applied")
+    owner, source = referenced_ids(latest, capabilities, staff_link, lead_source_link)
+    if user_fingerprint(latest, owner, source) == planned_fingerprint:
+        return Plan(skipped=REPLAN_UNCHANGED)
+    return Plan(
+        commands=(_user_command(latest, capabilities, link, staff_link, lead_source_link, now),)
+    )
 
 
 def plan_staff_change(

@@ -28,6 +28,8 @@ from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership
 from streams.worker.planner import Planner
 from streams.worker.publishing import Publisher, Source
+from streams.worker.references import CommandFollower, UserStates
+from streams.worker.replanner import Replanner
 from streams.worker.sink import CommandStream
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ CATCH_UP_TIMEOUT = 120.0
 
 #: How often the reader threads (outcome follower, tenant directory) are checked.
 READER_CHECK_INTERVAL = 1.0
+
+#: How often users whose references moved are planned again.
+REPLAN_INTERVAL = 0.2
 
 #: Exit status of a worker that could not write an outcome or dead letter (EX_TEMPFAIL):
 #: it stops rather than skip one; its unacknowledged commands come back after a restart.
@@ -151,6 +156,24 @@ class Pipeline:
             self.codecs, self.tenants, self.receivers, self.links, self.publish, self.metrics
         )
         self.planner = Planner(context)
+        self.states = UserStates(tuning.data_dir / settings.app_id, self.codecs["Command"])
+        commands_topic = names.name(names.commands_topic)
+        self.replanner = Replanner(
+            context,
+            self.states,
+            owns=lambda partition: self.ownership.owns(commands_topic, partition),
+            is_open=lambda: self.ownership.is_open,
+        )
+        self.links.on_reference_change = self.replanner.reference_changed
+        self.command_follower = CommandFollower(
+            self.states,
+            self.links,
+            bootstrap,
+            settings.kafka,
+            commands_topic,
+            self.codecs["Command"],
+            on_user=self.replanner.user_outdated,
+        )
         self.executor = Executor(
             context,
             retry=RetryPolicy(
@@ -166,7 +189,7 @@ class Pipeline:
         )
         streams = {names.name(names.commands_topic), names.name(names.parked_topic)}
         self.ownership = Ownership(
-            lambda: self.follower.wait_until_current(CATCH_UP_TIMEOUT),
+            self._catch_up,
             self._stop_fatally,
             is_commands=lambda tp: tp.topic in streams,
         )
@@ -195,6 +218,7 @@ class Pipeline:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.timer(READER_CHECK_INTERVAL)(self._check_readers)
+        self.app.task(self._replan_loop)
 
         for subject, topic, name in (
             ("UserChanged", names.users_topic, "plan-users"),
@@ -217,8 +241,18 @@ class Pipeline:
         """Load tenants and rebuild links from the outcomes log before any agent runs."""
         self.tenants.start()
         self.follower.start()
+        self.command_follower.start()
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
+        self.command_follower.wait_until_current(timeout)
+
+    def _catch_up(self) -> None:
+        """Before an assignment runs: links and user states current, then every user of the
+        partitions it brings checked against today's links (a change noticed while they
+        moved, or before a crash, is planned by this worker now)."""
+        self.follower.wait_until_current(CATCH_UP_TIMEOUT)
+        self.command_follower.wait_until_current(CATCH_UP_TIMEOUT)
+        self.replanner.check_all()
 
     def readiness(self) -> Readiness:
         """What `/ready` answers: readers alive, an assignment held, link state current."""
@@ -227,6 +261,8 @@ class Pipeline:
             reasons.append("the tenant directory stopped reading")
         if not self.follower.alive():
             reasons.append("the outcome follower stopped reading")
+        if not self.command_follower.alive():
+            reasons.append("the command follower stopped reading")
         if not self.ownership.is_open:
             reasons.append("no assignment with current link state yet (starting or rebalancing)")
         return Readiness(reasons, {"partitions": self.ownership.owned})
@@ -247,10 +283,21 @@ class Pipeline:
         """A dead reader thread means stale links or tenants: stop rather than act on them."""
         for name, reader in (
             ("outcome follower", self.follower),
+            ("command follower", self.command_follower),
             ("tenant directory", self.tenants),
         ):
             if not reader.alive():
                 self._stop_fatally(KafkaClientError(f"the {name} stopped reading"))
+
+    async def _replan_loop(self) -> None:
+        """Plan due users again, every REPLAN_INTERVAL after the last round (a round after an
+        assignment checks every user and may take longer than that)."""
+        while not self.app.should_stop:
+            try:
+                await self.replanner.run_due()
+            except PublishError as exc:
+                self._stop_fatally(exc)
+            await asyncio.sleep(REPLAN_INTERVAL)
 
     async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
         """Faust stopped consuming: cancel the lanes, then close every receiver client."""
@@ -281,8 +328,10 @@ class Pipeline:
     def close(self) -> None:
         """Stop the reader threads, then close the link store (after the Faust worker ended)."""
         self.follower.stop()
+        self.command_follower.stop()
         self.tenants.stop()
         self.links.close()
+        self.states.close()
 
     # -- agents ------------------------------------------------------------------------------
     def _planner_agent(self, subject: str) -> Callable[[Any], Awaitable[None]]:

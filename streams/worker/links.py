@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class LinkStore:
         self.path = path
         self._db = Rdict(str(path / "links"))
         self._lock = threading.Lock()
+        #: Told (entity, client, InTouch ID) after a staff or lead-source link got another
+        #: receiver ID (or none): the users referencing it are planned again.
+        self.on_reference_change: Callable[[str, str, str], None] | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -133,6 +136,7 @@ class LinkStore:
                 return False
             row["position"] = list(position)
             status = outcome["status"]
+            moved = False
             parked = row.get("parked", [])
             if status == Status.PARKED and outcome["command_id"] not in parked:
                 row["parked"] = [*parked, outcome["command_id"]]
@@ -144,6 +148,7 @@ class LinkStore:
                 row["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}
             elif status in SETTLING_STATUSES:
                 receiver_id = outcome["receiver_id"] if status != Status.UNLINKED else None
+                moved = outcome["entity"] != "USER" and row.get("receiver_id") != receiver_id
                 if outcome["entity"] == "USER":
                     self._reindex(outcome, row.get("receiver_id"), receiver_id)
                 row.update(
@@ -156,7 +161,10 @@ class LinkStore:
                 if outcome.get("user_type"):
                     row["user_type"] = outcome["user_type"]
             self._db[key] = json.dumps(row).encode()
-            return True
+        if status in SETTLING_STATUSES and moved and self.on_reference_change is not None:
+            # After the write: whoever reads the link from now on sees the new receiver ID.
+            self.on_reference_change(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
+        return True
 
     def _reindex(self, outcome: Mapping[str, Any], old: str | None, new: str | None) -> None:
         """Move the reverse index from the user's old receiver record to its new one."""
@@ -205,6 +213,8 @@ class OutcomeFollower:
     that takes over a partition must know its users' links.
     """
 
+    thread_name = "outcome-follower"
+
     def __init__(
         self,
         store: LinkStore,
@@ -225,8 +235,23 @@ class OutcomeFollower:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outcome-follower", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
+
+    def _take(self, value: bytes | None, position: tuple[int, int]) -> None:
+        """One record of the followed topic, at (partition, offset)."""
+        try:
+            outcome = self.codec.decode(value)
+        except RecordDecodeError as exc:
+            log.warning("skipping undecodable outcome at %s: %s", position, exc)
+        else:
+            self.store.apply(outcome, position)
+
+    def _stored_offsets(self) -> dict[int, int]:
+        return self.store.offsets()
+
+    def _save_offsets(self, offsets: Mapping[int, int]) -> None:
+        self.store.save_offsets(offsets)
 
     def alive(self) -> bool:
         """Started, still reading, and not failed."""
@@ -260,9 +285,9 @@ class OutcomeFollower:
             if not behind:
                 return
             if self._thread is None or not self._thread.is_alive():
-                raise KafkaClientError("the outcome follower stopped")
+                raise KafkaClientError(f"the {self.thread_name} stopped")
             time.sleep(0.05)
-        raise KafkaTimeoutError(f"link tables not rebuilt from {self.topic} within {timeout:.0f}s")
+        raise KafkaTimeoutError(f"state not rebuilt from {self.topic} within {timeout:.0f}s")
 
     def _run(self) -> None:
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -270,7 +295,7 @@ class OutcomeFollower:
         consumer = clients.consumer(self.bootstrap, self.kafka, f"link-follower-{id(self)}")
         try:
             meta = consumer.list_topics(self.topic, timeout=30).topics[self.topic]
-            stored = self.store.offsets()
+            stored = self._stored_offsets()
             with self._lock:
                 self._positions = {p: stored.get(p, 0) for p in meta.partitions}
             consumer.assign(
@@ -287,22 +312,17 @@ class OutcomeFollower:
                     partition, offset = message.partition(), message.offset()
                     if message.error() or partition is None or offset is None:
                         continue
-                    try:
-                        outcome = self.codec.decode(message.value())
-                    except RecordDecodeError as exc:
-                        log.warning("skipping undecodable outcome at %s: %s", offset, exc)
-                    else:
-                        self.store.apply(outcome, (partition, offset))
+                    self._take(message.value(), (partition, offset))
                     with self._lock:
                         self._positions[partition] = offset + 1
                     dirty = True
                 if dirty and (time.monotonic() - last_save > 1.0 or not batch):
                     with self._lock:
-                        self.store.save_offsets(self._positions)
+                        self._save_offsets(self._positions)
                     dirty = False
                     last_save = time.monotonic()
         except Exception as exc:
-            log.exception("the outcome follower failed")
+            log.exception("the %s failed", self.thread_name)
             self.failure = exc
         finally:
             consumer.close()

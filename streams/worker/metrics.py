@@ -43,6 +43,10 @@ class Metrics:
             "connector_planner_skipped", "Changes that became no command", ["reason"],
             registry=self.registry,
         )  # fmt: skip
+        self.replans = Counter(
+            "connector_replans", "Users planned again after a link they reference moved",
+            ["result"], registry=self.registry,
+        )  # fmt: skip
         self.outcomes = Counter(
             "connector_outcomes", "Sink outcomes", ["client", "entity", "status"],
             registry=self.registry,

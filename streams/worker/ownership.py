@@ -75,6 +75,12 @@ class Ownership:
         """How many commands and parking partitions this worker owns."""
         return len(self._owned)
 
+    def owns(self, topic: str, partition: int) -> bool:
+        """Whether this worker runs that partition now (assigned, and caught up)."""
+        return self.is_open and any(
+            tp.topic == topic and tp.partition == partition for tp in self._owned
+        )
+
     async def admit(self, partition: Any) -> bool:
         """Wait until the gate is open; whether `partition` is still this worker's to run."""
         await self._ready.wait()

@@ -70,8 +70,15 @@ def test_commands_and_outcomes_name_their_entity() -> None:
 
 
 def test_a_stale_user_command_is_skipped() -> None:
-    link = UserLink(receiver_id="R1", version=2, fingerprint="old")
+    link = UserLink(receiver_id="R1", version=3, fingerprint="old")
     assert skip_user_command(command(version=2), link) is SkipReason.STALE
+    assert skip_user_command(command(version=3, fingerprint="old"), link) is SkipReason.STALE
+
+
+def test_the_applied_version_planned_again_with_other_links_runs() -> None:
+    # A re-plan after a staff or lead-source link moved: same version, another fingerprint.
+    link = UserLink(receiver_id="R1", version=2, fingerprint="old")
+    assert skip_user_command(command(version=2), link) is None
 
 
 def test_a_command_the_receiver_already_has_is_skipped() -> None:

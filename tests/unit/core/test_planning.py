@@ -10,11 +10,13 @@ import pytest
 from adapters.base import Capability as Cap
 from streams.core.model import Entity, EntityLink, UserLink
 from streams.core.planning import (
+    REPLAN_UNCHANGED,
     PlannerSkip,
     entity_of_event,
     plan_lead_source_change,
     plan_staff_change,
     plan_user_change,
+    replan_user,
     skipped_change,
     user_fingerprint,
 )
@@ -144,3 +146,58 @@ def test_every_staff_save_attempts_the_match_even_with_the_email_unchanged() -> 
     linked = EntityLink(None, 1, "same-email")
     (command,) = plan_staff_change(staff, capabilities=FULL, link=linked, now=NOW).commands
     assert command["kind"] == "LINK_STAFF"
+
+
+# -- users planned again after a link they reference moved -------------------------------------
+
+
+def replan(event: dict[str, Any], planned: str, caps: frozenset[Cap] = FULL, **links: Any) -> Any:
+    return replan_user(
+        event,
+        planned_fingerprint=planned,
+        capabilities=caps,
+        clubs=CLUBS,
+        link=links.get("link"),
+        staff_link=links.get("staff"),
+        lead_source_link=links.get("source"),
+        now=NOW,
+    )
+
+
+def test_a_user_sent_without_owner_is_planned_again_with_it_at_the_same_version() -> None:
+    event = user(version=3)
+    (sent,) = plan(event).commands  # neither link existed yet
+    applied = UserLink("R1", "PROSPECT", 3, sent["fingerprint"])
+    staff, source = EntityLink("9999", 1, "f"), EntityLink("LS1", 1, "f")
+    (again,) = replan(event, sent["fingerprint"], link=applied, staff=staff, source=source).commands
+    assert (again["kind"], again["version"]) == ("UPSERT_PROSPECT", 3)
+    assert (again["staff_owner_receiver_id"], again["lead_source_receiver_id"]) == ("9999", "LS1")
+    assert again["fingerprint"] != sent["fingerprint"]
+    assert again["command_id"] != sent["command_id"]
+    # A link that went away takes the owner away again.
+    (gone,) = replan(event, again["fingerprint"], link=applied, source=source).commands
+    assert gone["staff_owner_receiver_id"] is None
+
+
+def test_a_user_whose_receiver_values_stay_the_same_is_not_planned_again() -> None:
+    staff = EntityLink("9999", 1, "f")
+    (sent,) = plan(user(), staff=staff).commands
+    assert not replan(user(), sent["fingerprint"], staff=staff).commands
+    assert replan(user(), sent["fingerprint"], staff=staff).skipped == REPLAN_UNCHANGED
+    # A receiver that takes no owner sees nothing new when the staff gets linked.
+    (bare,) = plan(user(), frozenset(FULL - {Cap.STAFF_OWNER})).commands
+    unowned = replan(user(), bare["fingerprint"], frozenset(FULL - {Cap.STAFF_OWNER}), staff=staff)
+    assert not unowned.commands
+
+
+def test_a_replan_never_overwrites_a_newer_applied_version() -> None:
+    newer = UserLink("R1", "PROSPECT", 5, "fp5")
+    result = replan(user(version=4), "fp4", link=newer, staff=EntityLink("9999", 1, "f"))
+    assert not result.commands and result.skipped is not None
+
+
+def test_a_member_planned_again_before_its_conversion_applied_still_converts() -> None:
+    prospect = UserLink("R1", "PROSPECT", 1, "fp1")
+    event = user(version=2, user_type="MEMBER")
+    (again,) = replan(event, "fp-old", link=prospect, staff=EntityLink("9999", 1, "f")).commands
+    assert again["kind"] == "CONVERT_TO_MEMBER"
