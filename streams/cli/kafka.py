@@ -84,10 +84,48 @@ def topics_ensure(settings: Settings) -> None:
 
 
 @topics.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.pass_obj
-def topics_list(settings: Settings) -> None:
-    """Print the design topics with partitions and configs."""
+def topics_list(settings: Settings, as_json: bool) -> None:
+    """Print the design topics with partitions, configs and purpose."""
     from streams.kafka.topics import design_topics
 
-    for spec in design_topics(settings.topics):
-        click.echo(f"{spec.name}\t{spec.partitions}\t{json.dumps(spec.config)}\t{spec.purpose}")
+    specs = design_topics(settings.topics)
+    if as_json:
+        rows = [
+            {"topic": s.name, "partitions": s.partitions, "config": dict(s.config),
+             "purpose": s.purpose}
+            for s in specs
+        ]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [("TOPIC", "PARTITIONS", "RETENTION", "CLEANUP", "PURPOSE")]
+    for spec in specs:
+        retention = spec.config.get("retention.ms")
+        table.append(
+            (
+                spec.name,
+                str(spec.partitions),
+                _retention(retention),
+                spec.config.get("cleanup.policy", "delete"),
+                spec.purpose,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[4]
+        )
+
+
+def _retention(value: str | None) -> str:
+    """A topic's retention for people: 7d, 30d, forever."""
+    if value is None:
+        return "default"
+    millis = int(value)
+    if millis < 0:
+        return "forever"
+    days, rest = divmod(millis, 86_400_000)
+    return f"{days}d" if rest == 0 else f"{millis / 3_600_000:g}h"

@@ -3,6 +3,7 @@ allowed (exit 2, no traceback), and `--version` answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,3 +51,15 @@ def test_version() -> None:
     done = connector("--version")
     assert done.returncode == 0
     assert done.stdout.startswith("connector, version ")
+
+
+def test_topics_list_is_a_table_and_json_on_request() -> None:
+    table = connector("topics", "list", CONNECTOR_TOPIC_PREFIX="t.")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:4] == ["TOPIC", "PARTITIONS", "RETENTION", "CLEANUP"]
+    outcomes = next(row for row in rows if row.startswith("t.connector.outcomes.v1 "))
+    assert outcomes.split()[1:4] == ["6", "forever", "delete"]
+    listed = json.loads(connector("topics", "list", "--json", CONNECTOR_TOPIC_PREFIX="t.").stdout)
+    assert [r["topic"] for r in listed] == [row.split()[0] for row in rows]
+    assert {"topic", "partitions", "config", "purpose"} == set(listed[0])
