@@ -78,6 +78,9 @@ def produce_scenario(
             failures.append(f"{msg.topic()}: {err.str()}")
 
     producer = clients.producer(bootstrap, kafka_settings, GENERATOR_PRODUCER)
+    for topic in {topic_for(e.entity, topics) for e in events}:
+        # A missing topic fails now, saying what to run, not after the flush timeout.
+        clients.partition_count(producer, topic, bootstrap, flush_timeout)
     counts: Counter[str] = Counter()
     pace = _Pace(rate)
     with _progress_bar(len(events), progress) as advance:
@@ -120,6 +123,12 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
+def _client(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("give the InTouch client ID, e.g. 100")
+    return value.strip()
+
+
 def _clubs(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
     clubs = [c.strip() for c in value.split(",") if c.strip()]
     if not clubs:
@@ -128,7 +137,10 @@ def _clubs(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str
 
 
 @click.command("generate")
-@click.option("--client", "client_id", default="100", show_default=True, help="InTouch client.")
+@click.option(
+    "--client", "client_id", default="100", show_default=True, callback=_client,
+    help="InTouch client.",
+)  # fmt: skip
 @click.option(
     "--clubs", default="7,8,9", show_default=True, callback=_clubs, help="InTouch club IDs."
 )

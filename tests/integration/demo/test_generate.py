@@ -105,3 +105,19 @@ def test_produce_scenario_paces_one_phase(
         topic_for("STAFF", topics): sum(1 for e in reference if e.entity == "STAFF"),
         topic_for("LEAD_SOURCE", topics): sum(1 for e in reference if e.entity == "LEAD_SOURCE"),
     }
+
+
+def test_generate_on_missing_topics_says_what_to_run_at_once(
+    kafka_bootstrap: str, test_env: dict[str, str]
+) -> None:
+    started = time.monotonic()
+    done = connector(test_env, "generate", "--events", "10", "--no-progress")  # never ensured
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr and "connector topics ensure" in done.stderr
+    assert time.monotonic() - started < 20  # not the 30 s flush timeout
+
+
+def test_generate_refuses_an_empty_client_id(test_env: dict[str, str]) -> None:
+    done = connector(test_env, "generate", "--client", " ", "--events", "10")
+    assert done.returncode == 2
+    assert "give the InTouch client ID" in done.stderr
