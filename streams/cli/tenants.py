@@ -26,11 +26,14 @@ def _tenants_topic(settings: Settings) -> str:
 
 
 def _current_directory(settings: Settings, timeout: float) -> list[Tenant]:
-    with TenantDirectory(
-        resolve_bootstrap(settings), settings.kafka, _tenants_topic(settings)
-    ) as found:
+    """Every tenant, read to the end within `timeout` (an unreachable broker included)."""
+    found = TenantDirectory(resolve_bootstrap(settings), settings.kafka, _tenants_topic(settings))
+    try:
+        found.start(timeout)
         found.wait_until_current(timeout)
         return found.all()
+    finally:
+        found.stop()
 
 
 def embedded_profile(client_id: str, path: Path) -> ReceiverProfile:

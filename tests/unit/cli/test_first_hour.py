@@ -7,8 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+
+from streams.kafka.local import free_port
 
 
 def connector(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -63,3 +66,12 @@ def test_topics_list_is_a_table_and_json_on_request() -> None:
     listed = json.loads(connector("topics", "list", "--json", CONNECTOR_TOPIC_PREFIX="t.").stdout)
     assert [r["topic"] for r in listed] == [row.split()[0] for row in rows]
     assert {"topic", "partitions", "config", "purpose"} == set(listed[0])
+
+
+def test_tenants_list_gives_up_within_its_timeout_when_no_broker_answers() -> None:
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    done = connector("tenants", "list", "--timeout", "3", KAFKA_BOOTSTRAP_SERVERS=closed)
+    assert done.returncode == 1
+    assert f"no answer from Kafka at {closed} within 3s" in done.stderr
+    assert time.monotonic() - started < 15
