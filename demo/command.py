@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,7 @@ def run_demo(
     timeout: float,
     latency_ms: float = 0.0,
     interleaved: bool = False,
+    keep: bool = False,
 ) -> dict[str, Any]:
     from demo.compare import compare
     from demo.generate import produce_scenario
@@ -188,7 +190,7 @@ def run_demo(
     from demo.references import replanned_commands, users_behind_their_links
     from demo.scenario import build_scenario
     from streams.kafka.lag import end_offsets
-    from streams.kafka.topics import design_topics, ensure_topics
+    from streams.kafka.topics import delete_topics, design_topics, ensure_topics
     from streams.tenancy.publishing import publish_tenant
 
     started = time.monotonic()
@@ -267,7 +269,7 @@ def run_demo(
     dlq = sum(end_offsets(bootstrap, settings.kafka, topics.name(topics.dlq_topic)).values())
     for mismatch in mismatches[:20]:
         say(f"mismatch: {mismatch}")
-    return {
+    summary = {
         "events": len(scenario.events),
         "commands": commands,
         "outcomes": outcomes,
@@ -284,6 +286,13 @@ def run_demo(
         "interleaved": interleaved,
         "replanned": replanned_commands(bootstrap, settings.kafka, topics),
     }
+    if keep or mismatches:
+        say(f"kept topics demo-{token}.* and work dir {workdir}")
+    else:
+        deleted = delete_topics(bootstrap, settings.kafka, [t.name for t in design_topics(topics)])
+        shutil.rmtree(workdir, ignore_errors=True)
+        say(f"deleted {len(deleted)} topics and the work dir (--keep keeps them)")
+    return summary
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -322,6 +331,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     is_flag=True,
     help="Produce staff, lead sources and users mixed, with no wait between them.",
 )
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the run's topics and work dir (kept anyway when something mismatched).",
+)
 @click.pass_obj
 def demo(
     settings: Settings,
@@ -331,6 +345,7 @@ def demo(
     timeout: float,
     latency_ms: float,
     interleaved: bool,
+    keep: bool,
 ) -> None:
     """Run the whole pipeline on generated events and check the receiver's final state."""
     try:
@@ -342,6 +357,7 @@ def demo(
             timeout=timeout,
             latency_ms=latency_ms,
             interleaved=interleaved,
+            keep=keep,
         )
     except ConnectorError as exc:
         fail(str(exc))

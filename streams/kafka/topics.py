@@ -185,3 +185,25 @@ def worker_topics(topics: TopicSettings) -> list[str]:
         topics.parked_topic,
     )
     return [topics.name(base) for base in bases]
+
+
+def delete_topics(
+    bootstrap: str, kafka: KafkaSettings, names: list[str], timeout: float = 30.0
+) -> list[str]:
+    """Delete `names` (those that exist); return the deleted ones."""
+    from confluent_kafka import KafkaException
+
+    client = clients.admin(bootstrap, kafka)
+    with clients.kafka_errors(f"cannot list topics on {bootstrap}"):
+        existing = set(client.list_topics(timeout=timeout).topics)
+    doomed = [name for name in names if name in existing]
+    if not doomed:
+        return []
+    deleted = []
+    for name, future in client.delete_topics(doomed, operation_timeout=timeout).items():
+        try:
+            future.result()
+            deleted.append(name)
+        except KafkaException as exc:
+            raise KafkaClientError(f"cannot delete {name}: {exc}") from exc
+    return deleted

@@ -4,7 +4,10 @@ reference receiver) converges like the reference one."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
 
 from demo.worker import clean_env
 from tests.integration.harness import connector
@@ -21,3 +24,9 @@ def test_the_demo_on_the_contacts_platform_ends_with_no_mismatch(
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["mismatches"], summary["dlq"], summary["events"]) == (0, 0, 800)
     assert summary["calls"] >= summary["links"] > 0
+    # A clean run leaves nothing behind (--keep keeps its topics and work dir).
+    prefix = re.search(r"topics (demo-\S+)\.\*", result.stderr)
+    assert prefix is not None, result.stderr[-2000:]
+    names = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert not [n for n in names if n.startswith(prefix.group(1) + ".")]
+    assert "deleted 9 topics and the work dir" in result.stderr
