@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -40,10 +42,42 @@ PRODUCER_DEFAULTS: Config = {
 CONSUMER_DEFAULTS: Config = {"enable.auto.commit": False}
 
 
+class RepeatFilter(logging.Filter):
+    """librdkafka repeats a failing connection's line many times a second (hundreds in 30 s
+    against a closed port). The first line of a kind passes; then one every `interval`
+    seconds at most, saying how many like it were held back."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        kind = re.sub(r"\d+", "#", text)[:300]
+        now = time.monotonic()
+        last, held = self._seen.get(kind, (None, 0))
+        if last is not None and now - last < self.interval:
+            self._seen[kind] = (last, held + 1)
+            return False
+        if len(self._seen) > 1000:
+            self._seen.clear()
+        self._seen[kind] = (now, 0)
+        if held and last is not None:
+            record.msg, record.args = f"{text} ({held} more like it in {now - last:.0f}s)", None
+        return True
+
+
+#: Where librdkafka's own log lines go (instead of straight to stderr), repeats held back.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addFilter(RepeatFilter())
+
+
 def _config(
     bootstrap: str, kafka: KafkaSettings, defaults: Config, config: Config | None
 ) -> dict[str, Any]:
     return {
+        "logger": LIBRDKAFKA_LOG,
         **kafka.librdkafka_config(bootstrap, plaintext_secrets=True),
         **defaults,
         **(config or {}),
@@ -72,9 +106,11 @@ def admin(
     logger: logging.Logger | None = None,
 ) -> Any:
     """An admin client; `logger` receives librdkafka's own log lines."""
-    extra = {} if logger is None else {"logger": logger}
+    settings = _config(bootstrap, kafka, {}, config)
+    if logger is not None:
+        settings["logger"] = logger
     with kafka_errors(f"cannot create an admin client for {bootstrap}"):
-        return AdminClient(_config(bootstrap, kafka, {}, config), **extra)
+        return AdminClient(settings)
 
 
 def error_code(exc: KafkaException) -> Any:

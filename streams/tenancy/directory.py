@@ -137,7 +137,6 @@ class TenantDirectory:
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
                 "allow.auto.create.topics": False,
-                "logger": log,
             },
         )
         try:

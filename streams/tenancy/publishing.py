@@ -42,7 +42,6 @@ def _produce(
             # Turn-up must never invent a topic with the broker's default settings (not compacted).
             "allow.auto.create.topics": False,
             "message.timeout.ms": max(1, int(timeout * 1000)),
-            "logger": log,
         },
     )
     try:

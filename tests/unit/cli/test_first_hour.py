@@ -4,6 +4,7 @@ allowed (exit 2, no traceback), and `--version` answers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import pytest
 
+from streams.kafka.clients import RepeatFilter
 from streams.kafka.local import free_port
 
 
@@ -75,3 +77,21 @@ def test_tenants_list_gives_up_within_its_timeout_when_no_broker_answers() -> No
     assert done.returncode == 1
     assert f"no answer from Kafka at {closed} within 3s" in done.stderr
     assert time.monotonic() - started < 15
+    # librdkafka's "Connection refused", repeated many times a second, is said once.
+    refused = [line for line in done.stderr.splitlines() if "Connection refused" in line]
+    assert len(refused) <= 2, len(refused)
+
+
+def test_repeated_client_lines_are_held_back_and_counted() -> None:
+    repeats = RepeatFilter(interval=60)
+
+    def line(text: str) -> logging.LogRecord:
+        return logging.LogRecord("librdkafka", logging.ERROR, __file__, 1, text, None, None)
+
+    passed = [repeats.filter(line(f"Connect to 127.0.0.1:{port} failed")) for port in (9, 9, 10)]
+    assert passed == [True, False, False]  # digits aside, the same line
+    assert repeats.filter(line("Another failure"))
+    held = RepeatFilter(interval=0)
+    first, again = line("x 1"), line("x 2")
+    assert held.filter(first) and held.filter(again)
+    assert again.getMessage() == "x 2"  # nothing held back: no count
