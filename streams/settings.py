@@ -219,6 +219,9 @@ class Settings(BaseSettings):
 
     app_id: str = Field(default="intouch-connector", description="Faust app id and group prefix.")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Worker logs as plain text or one JSON object a line."
+    )
 
     @cached_property
     def kafka(self) -> KafkaSettings:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 from collections.abc import Callable
 
 import click
 
 from streams.cli.common import fail, resolve_bootstrap, say
 from streams.exceptions import ConnectorError, TopicMismatchError
+from streams.logs import logging_config
 from streams.settings import Settings
 
 
@@ -49,7 +51,17 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     say(f"worker {settings.app_id}: loading tenants and links from {bootstrap}")
     pipeline.prepare()
     say(f"worker {settings.app_id}: {len(pipeline.tenants.all())} tenants, starting agents")
-    worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    level = loglevel.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING")
+    worker = faust.Worker(
+        pipeline.app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logging_config(level, settings.log_format),
+    )
+    # Faust's start-up spinner writes terminal escape codes into log files, and its log
+    # handler turns the root logger to DEBUG whatever the level asked for.
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
@@ -82,9 +94,8 @@ def level_name(setting: str) -> str:
 def worker(settings: Settings, loglevel: str | None) -> None:
     """Run the planner and sink agents (local Kafka is started when no cluster is set)."""
     loglevel = loglevel or level_name(settings.log_level)
-    logging.basicConfig(
-        level=loglevel.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING")
-    )
+    level = loglevel.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING")
+    logging.config.dictConfig(logging_config(level, settings.log_format))
     try:
         run_worker(settings, resolve_bootstrap(settings, start=True), loglevel)
     except ConnectorError as exc:
