@@ -151,12 +151,6 @@ class PipelineSettings(BaseSettings):
     sink_max_queued: int = Field(
         default=4096, ge=1, description="Commands a worker holds, queued or running."
     )
-    sink_tenant_max_queued: int = Field(
-        default=1024,
-        ge=1,
-        description="Commands a worker holds for one tenant; past it, that tenant's new "
-        "commands are parked, so a slow tenant cannot fill the worker's room.",
-    )
     retry_max_attempts: int = Field(
         default=6, ge=1, description="Calls per command, first included."
     )

@@ -89,6 +89,7 @@ class KeyedLanes(Generic[T]):
         self._tasks: dict[bytes, asyncio.Task[None]] = {}
         self._failed: BaseException | None = None
         self._held: Counter[Hashable] = Counter()
+        self._closed = False
 
     def held(self, budget: Hashable) -> int:
         """Items of one budget (tenant) held now, queued or running."""
@@ -112,6 +113,11 @@ class KeyedLanes(Generic[T]):
         if self._failed is not None:
             self._room.release()
             raise self._failed
+        if self._closed:
+            # Stopping: the item is not run (nor done, nor acked); it comes back after a
+            # restart. Running it now would use receiver clients that are being closed.
+            self._room.release()
+            return
         self._held[self._budget_of(item)] += 1
         lane = self._lanes.get(key)
         if lane is not None:
@@ -174,4 +180,6 @@ class KeyedLanes(Generic[T]):
         return dropped
 
     async def close(self) -> None:
+        """Cancel every lane and run nothing submitted afterwards."""
+        self._closed = True
         await self.cancel(lambda _: True)

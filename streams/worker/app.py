@@ -194,10 +194,7 @@ class Pipeline:
             is_commands=lambda tp: tp.topic in streams,
         )
 
-        def command_stream(
-            run: Callable[[Source], Awaitable[None]],
-            overflow: Callable[[Source], Awaitable[None]] | None = None,
-        ) -> CommandStream:
+        def command_stream(run: Callable[[Source], Awaitable[None]]) -> CommandStream:
             return CommandStream(
                 run,
                 self.ownership,
@@ -206,13 +203,9 @@ class Pipeline:
                 tenant_max_in_flight=tuning.sink_tenant_max_in_flight,
                 max_queued=tuning.sink_max_queued,
                 tenant_of=self._tenant_of,
-                tenant_max_queued=tuning.sink_tenant_max_queued,
-                overflow=overflow,
             )
 
-        # A tenant over its share of the sink's room has its new commands parked; the parked
-        # stream itself just waits (its room fills only with work already parked).
-        self.sink = command_stream(self.executor.run, self.executor.park_overflow)
+        self.sink = command_stream(self.executor.run)
         self.parked = command_stream(self.executor.run_parked)
         self.app.rebalance_listeners = [self.ownership.rebalance_started]
         self.app.on_partitions_revoked.connect(self._on_revoked)

@@ -109,12 +109,6 @@ class Executor:
         else:
             await self.execute(command, source)
 
-    async def park_overflow(self, source: Source) -> None:
-        """Park a command whose tenant already holds its share of the sink's room."""
-        command = await self._decode(source)
-        if command is not None:
-            await self._park(command, source, "the tenant's backlog in the sink is full", 0)
-
     async def run_parked(self, source: Source) -> None:
         """Run a parked command once its tenant's breaker lets a probe through; past the park
         budget it is dead-lettered.

@@ -24,15 +24,9 @@ class CommandStream:
         tenant_max_in_flight: int,
         max_queued: int,
         tenant_of: Callable[[Any], Hashable],
-        tenant_max_queued: int | None = None,
-        overflow: Callable[[Source], Awaitable[None]] | None = None,
     ) -> None:
         self._run_source = run
         self._ownership = ownership
-        self._on_error = on_error
-        self._tenant_of = tenant_of
-        self._tenant_max_queued = tenant_max_queued
-        self._overflow = overflow
         self.acks: OrderedAcks[Any, Any] = OrderedAcks()
         self.lanes: KeyedLanes[Any] = KeyedLanes(
             max_in_flight,
@@ -52,27 +46,7 @@ class CommandStream:
         async for event in manual.events():
             message = event.message
             self.acks.track(message.tp, message.offset, event)
-            if self._overflowing(event):
-                await self._spill(event)
-            else:
-                await self.lanes.submit(message.key or b"", event)
-
-    def _overflowing(self, event: Any) -> bool:
-        """Whether this event's tenant already holds its share of the worker's room."""
-        if self._overflow is None or self._tenant_max_queued is None:
-            return False
-        return self.lanes.held(self._tenant_of(event)) >= self._tenant_max_queued
-
-    async def _spill(self, event: Any) -> None:
-        """Hand a command of a tenant over its share to `overflow` (parking) right away."""
-        assert self._overflow is not None
-        try:
-            if await self._ownership.admit(event.message.tp):
-                await self._overflow(source_of(event.message))
-        except Exception as exc:
-            self._on_error(exc)  # nothing more can be written: the worker stops
-            raise
-        await self._release(event)
+            await self.lanes.submit(message.key or b"", event)
 
     async def _run(self, event: Any) -> None:
         if not await self._ownership.admit(event.message.tp):

@@ -166,3 +166,16 @@ def test_held_counts_a_tenants_queued_and_running_items_until_they_leave() -> No
         return seen
 
     assert asyncio.run(scenario()) == [(3, 0), (0, 0)]
+
+
+def test_nothing_submitted_after_close_runs() -> None:
+    async def scenario() -> list[str]:
+        lanes, started = _hanging_lanes(max_in_flight=2, budget_size=2)
+        await lanes.submit(b"a", "a/1/hang")
+        await started.wait_for("a/1/hang")
+        await lanes.close()
+        await lanes.submit(b"b", "b/1/quick")  # the agent still delivers during shutdown
+        await asyncio.sleep(0)
+        return started.items
+
+    assert asyncio.run(scenario()) == ["a/1/hang"]
