@@ -136,17 +136,24 @@ def plan_user_change(
         raise UnknownClubError(
             f"club {event['club_id']!r} of client {event['client_id']!r} is not turned up"
         )
-    kind_type = target_type(event)
-    if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
-        return _skip(PlannerSkip.NO_PROSPECT_CALLS, "the receiver takes no prospects")
-    if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
-        return _skip(PlannerSkip.NO_MEMBER_CALLS, "the receiver takes no members")
+    untakeable = _untakeable(target_type(event), capabilities)
+    if untakeable is not None:
+        return untakeable
     stale = _stale(event, link)
     if stale is not None:
         return stale
     return Plan(
         commands=(_user_command(event, capabilities, link, staff_link, lead_source_link, now),)
     )
+
+
+def _untakeable(kind_type: str, capabilities: frozenset[Cap]) -> Plan | None:
+    """The skip of a user the receiver cannot take (no create or save call for its type)."""
+    if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
+        return _skip(PlannerSkip.NO_PROSPECT_CALLS, "the receiver takes no prospects")
+    if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
+        return _skip(PlannerSkip.NO_MEMBER_CALLS, "the receiver takes no members")
+    return None
 
 
 def referenced_ids(
@@ -210,11 +217,9 @@ def replan_user(
     """
     if latest["club_id"] not in clubs:
         return Plan(skipped="club no longer turned up")
-    kind_type = target_type(latest)
-    if kind_type == "PROSPECT" and not capabilities & {Cap.PROSPECT_CREATE, Cap.PROSPECT_SAVE}:
-        return Plan(skipped="the receiver takes no prospects")
-    if kind_type == "MEMBER" and not capabilities & {Cap.MEMBER_CREATE, Cap.MEMBER_SAVE}:
-        return Plan(skipped="the receiver takes no members")
+    untakeable = _untakeable(target_type(latest), capabilities)
+    if untakeable is not None:
+        return untakeable
     if link is not None and latest["version"] < link.version:
         return Plan(skipped=f"newer version {link.version} applied")
     owner, source = referenced_ids(latest, capabilities, staff_link, lead_source_link)
