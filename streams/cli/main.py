@@ -84,4 +84,6 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Keep club-management platforms in sync with InTouch, on Apache Kafka."""
-    ctx.obj = Settings()
+    settings = Settings()
+    settings.validate_all()
+    ctx.obj = settings

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -44,9 +45,12 @@ def connector(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(
-    env: dict[str, str], command: list[str], expected: str
+    env: dict[str, str], command: list[str], expected: str, tmp_path: Path
 ) -> None:
-    done = connector(*command, **env)
+    # As on a fresh machine: no cluster set and no local broker running, so a command
+    # that would start one must fail on the setting first.
+    fresh = {"KAFKA_BOOTSTRAP_SERVERS": "", "CONNECTOR_STATE_DIR": str(tmp_path)}
+    done = connector(*command, **fresh, **env)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [expected]
     assert "Traceback" not in done.stdout + done.stderr
