@@ -8,10 +8,18 @@ EVENTS ?= 5000
 
 .PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down ops-tools clean
 
+# pip's own output (and setuptools' editable-install notice) goes to .venv/install.log;
+# the terminal gets one summary line, or the whole log when the install fails.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@started=$$(date +%s); \
+	if ! { $(BIN)/python -m pip install --quiet --upgrade pip \
+	       && $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'; \
+	     } > $(VENV)/install.log 2>&1; then \
+		cat $(VENV)/install.log; echo "install failed (log: $(VENV)/install.log)"; exit 1; \
+	fi; \
+	echo "installed intouch-connector $$($(BIN)/connector --version | sed 's/.* //') and its" \
+	     "dependencies into $(VENV) in $$(( $$(date +%s) - started )) s (log: $(VENV)/install.log)"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,7 +31,7 @@ up: $(STAMP)
 
 ## The main job on the embedded default: local Kafka, topics, and the pipeline demo.
 demo: $(STAMP)
-	$(BIN)/connector demo --events $(EVENTS)
+	@$(BIN)/connector demo --events $(EVENTS)
 
 ## Everything CI runs: lint, format, types, then the whole suite on a real broker.
 test: check

@@ -181,13 +181,17 @@ def _clubs_text(tenant: Tenant) -> str:
 
 @tenants.command("list")
 @click.option("--timeout", type=float, default=DEFAULT_CLI_TIMEOUT, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Every tenant's record as a JSON list.")
 @click.pass_obj
-def tenants_list(settings: Settings, timeout: float) -> None:
-    """A table of every tenant: client, adapter, clubs, host."""
+def tenants_list(settings: Settings, timeout: float, as_json: bool) -> None:
+    """A table of every tenant: client, adapter, clubs, host (or JSON with --json)."""
     try:
         found = _current_directory(settings, timeout)
     except ConnectorError as exc:
         fail(str(exc), 1)
+    if as_json:
+        click.echo(json.dumps([tenant_to_json(t) for t in found], indent=2))
+        return
     rows = [("CLIENT", "ADAPTER", "CLUBS", "HOST")]
     rows += [
         (

@@ -119,6 +119,11 @@ def test_turnup_show_replace_remove_and_no_secret_anywhere(
             "7=C70,9=C9",
             "http://127.0.0.1:8080",
         ]
+        as_json = run("tenants", "list", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        [record] = json.loads(as_json.stdout)
+        assert record["client_id"] == "100" and record["clubs"] == {"7": "C70", "9": "C9"}
+        assert record["connection"]["secret_ref"] == SECRET_REF
 
         removed = run("tenants", "remove", "100")
         assert removed.returncode == 0, removed.stderr
