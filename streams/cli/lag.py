@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import ExitStack
 
@@ -12,7 +13,7 @@ from streams.cli.common import fail, resolve_bootstrap, say
 from streams.exceptions import ConnectorError
 from streams.kafka.commitlog import CommitLog
 from streams.kafka.lag import LagReader
-from streams.kafka.lagstatus import Window
+from streams.kafka.lagstatus import Status, Window
 from streams.kafka.lagwatch import GroupReport, LagWatch, group_topics
 from streams.kafka.topics import worker_topics
 from streams.settings import Settings
@@ -20,6 +21,9 @@ from streams.settings import Settings
 #: Seconds between samples: with --watch, and without it (a quick look).
 WATCH_INTERVAL = 5.0
 ONCE_INTERVAL = 2.0
+
+#: The exit status of a one-shot `connector lag` by the group's status (1 is an error).
+EXIT_STATUS = {Status.OK: 0, Status.WARN: 3, Status.ERR: 4}
 
 
 def format_report(report: GroupReport) -> str:
@@ -95,6 +99,9 @@ def lag(
     --interval seconds: OK, WARN (lag keeps growing), STOP (no commits while lagging),
     STALL (commits that do not move while lagging), REWIND (a commit went backwards); the
     group is OK, WARN or ERR (any STOP, STALL or REWIND).
+
+    Without --watch the exit status says the group's: 0 OK, 3 WARN, 4 ERR (1 when the
+    lag could not be read), so a cron job or a probe can act on it.
     """
     group = group or settings.app_id
     pause = interval or (WATCH_INTERVAL if watch else ONCE_INTERVAL)
@@ -110,11 +117,12 @@ def lag(
             if commit_log is not None:
                 stack.callback(commit_log.close)
             watcher = LagWatch(reader, group, chosen, window, commit_log)
-            _run(watcher, watch, pause, samples, as_json)
+            status = _run(watcher, watch, pause, samples, as_json)
     except ConnectorError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         return
+    sys.exit(EXIT_STATUS[status])
 
 
 def _commit_log(bootstrap: str, settings: Settings, group: str, timeout: float) -> CommitLog | None:
@@ -125,7 +133,7 @@ def _commit_log(bootstrap: str, settings: Settings, group: str, timeout: float) 
         return None
 
 
-def _run(watcher: LagWatch, watch: bool, pause: float, samples: int, as_json: bool) -> None:
+def _run(watcher: LagWatch, watch: bool, pause: float, samples: int, as_json: bool) -> Status:
     taken = 0
     next_at = time.monotonic()
     while True:
@@ -138,6 +146,6 @@ def _run(watcher: LagWatch, watch: bool, pause: float, samples: int, as_json: bo
             else:
                 click.echo(format_report(report) + ("\n" if watch else ""))
             if not watch:
-                return
+                return report.status
         next_at += pause
         time.sleep(max(next_at - time.monotonic(), 0.0))

@@ -8,13 +8,16 @@ from typing import Any
 
 from tests.integration.harness import Pipeline, connector, running_pipeline, user_event, wait_for
 
+EXIT_STATUS = {"OK": 0, "WARN": 3, "ERR": 4}
+
 
 def lag_report(p: Pipeline, *args: str) -> dict[str, Any]:
     """`connector lag --json` as the worker's operator runs it: group and topics by default."""
     env = {**p.env(), "CONNECTOR_STATE_DIR": str(p.workdir / "cli-state")}
     done = connector(env, "lag", "--json", "--samples", "2", "--interval", "0.5", *args)
-    assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
+    # The exit status is the group's status, for scripts: 0 OK, 3 WARN, 4 ERR.
+    assert done.returncode == EXIT_STATUS[report["status"]], done.stderr
     return report
 
 
@@ -49,6 +52,9 @@ def test_a_backlog_shows_as_lag_while_the_worker_is_stopped_and_drains_to_zero(
         assert {r["status"] for r in rows if r["committed"] is not None and r["lag"]} == {"STOP"}
         assert {r["status"] for r in rows if r["committed"] is None} <= {"OK"}
         assert backlog["status"] == "ERR"
+        stopped = connector({**p.env(), "CONNECTOR_STATE_DIR": str(p.workdir / "cli-state")}, "lag")
+        assert stopped.returncode == 4, stopped.stderr
+        assert "status ERR" in stopped.stdout.splitlines()[0]
 
         p.start_worker()
 
