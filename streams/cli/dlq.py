@@ -195,17 +195,22 @@ def dlq_replay(
     already = len(found) - len(chosen)
     for dead_letter_id in done.unknown:
         say(f"{dead_letter_id}: its source topic is not one the connector reads; left alone")
-    verb = "would send" if dry_run else "sent"
-    click.echo(
-        f"{'dry run: ' if dry_run else ''}replay {done.replay_id}: {verb} {len(done.replayed)} "
-        f"dead letters again; {already} already replayed (--include-replayed sends them too), "
+    counts = (
+        f"{already} already replayed (--include-replayed sends them too), "
         f"{len(done.unknown)} of unknown origin"
     )
+    if dry_run:
+        click.echo(f"dry run: would send {len(done.replayed)} dead letters again; {counts}")
+    else:
+        click.echo(
+            f"replay {done.replay_id}: sent {len(done.replayed)} dead letters again; {counts}"
+        )
     click.echo(
         json.dumps(
             {
                 "replay_id": None if dry_run else done.replay_id,
-                "replayed": done.replayed,
+                "dead_letters": done.replayed,
+                "sent": not dry_run,
                 "already_replayed": already,
                 "unknown": done.unknown,
                 "dry_run": dry_run,

@@ -15,7 +15,7 @@ from streams.kafka.commitlog import CommitLog
 from streams.kafka.lag import LagReader
 from streams.kafka.lagstatus import Status, Window
 from streams.kafka.lagwatch import GroupReport, LagWatch, group_topics
-from streams.kafka.topics import worker_topics
+from streams.kafka.topics import design_topics, worker_topics
 from streams.settings import Settings
 
 #: Seconds between samples: with --watch, and without it (a quick look).
@@ -49,7 +49,12 @@ def format_report(report: GroupReport) -> str:
 
 @click.command("lag")
 @click.option("--group", help="Consumer group (default: the worker's, CONNECTOR_APP_ID).")
-@click.option("--topic", "topics", multiple=True, help="Repeatable (default: the group's topics).")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Repeatable; a design topic's base or prefixed name (default: the group's topics).",
+)
 @click.option("--watch", is_flag=True, help="Keep sampling and reprint after every sample.")
 @click.option(
     "--interval",
@@ -112,7 +117,8 @@ def lag(
             reader = stack.enter_context(LagReader(bootstrap, settings.kafka, timeout))
             # Only the worker's own group falls back to the topics it reads (before it commits).
             fallback = worker_topics(settings.topics) if group == settings.app_id else []
-            chosen = list(topics) or group_topics(reader, group, fallback)
+            given = [_design_name(settings, topic) for topic in topics]
+            chosen = given or group_topics(reader, group, fallback)
             commit_log = _commit_log(bootstrap, settings, group, timeout)
             if commit_log is not None:
                 stack.callback(commit_log.close)
@@ -123,6 +129,14 @@ def lag(
     except KeyboardInterrupt:
         return
     sys.exit(EXIT_STATUS[status])
+
+
+def _design_name(settings: Settings, topic: str) -> str:
+    """A design topic may be given by its base name: `connector.replay.v1` is read as
+    `$CONNECTOR_TOPIC_PREFIX` + that name; any other name is taken as it is."""
+    names = {spec.name for spec in design_topics(settings.topics)}
+    prefixed = settings.topics.name(topic)
+    return prefixed if topic not in names and prefixed in names else topic
 
 
 def _commit_log(bootstrap: str, settings: Settings, group: str, timeout: float) -> CommitLog | None:

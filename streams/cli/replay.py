@@ -163,12 +163,18 @@ def _reset(
     dry_run: bool,
     timeout: float,
 ) -> None:
-    from streams.ops.replay import reset_group
+    from streams.ops.replay import group_members, reset_group
 
     group = settings.app_id
     moves = ", ".join(f"{r.partition}->{r.start}" for r in ranges)
     if dry_run:
         click.echo(f"dry run: group {group} on {topic} would move to {moves}; nothing changed")
+        members = group_members(bootstrap, settings.kafka, group, timeout)
+        if members:
+            say(
+                f"warning: group {group} has {len(members)} live member(s) now; the real run "
+                "is refused until every worker is stopped"
+            )
         return
     reset_group(bootstrap, settings.kafka, group, topic, ranges, timeout)
     click.echo(f"group {group} on {topic} moved to {moves}; start the workers to reprocess")

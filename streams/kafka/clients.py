@@ -68,8 +68,24 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+#: librdkafka lines about a condition it retries through by itself, right after a broker
+#: starts: shown only when the "librdkafka" logger is at DEBUG.
+TRANSIENT = ("Coordinator load in progress",)
+
+
+class TransientFilter(logging.Filter):
+    """Holds back lines of TRANSIENT unless their logger is enabled for DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return True
+        text = record.getMessage()
+        return not any(marker in text for marker in TRANSIENT)
+
+
 #: Where librdkafka's own log lines go (instead of straight to stderr), repeats held back.
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addFilter(TransientFilter())
 LIBRDKAFKA_LOG.addFilter(RepeatFilter())
 
 

@@ -107,11 +107,11 @@ def test_after_the_fix_a_dlq_replay_delivers_skips_what_is_stale_and_shows_as_re
     turn_up_and_wait(p, "ghost")
 
     dry = run(p, "dlq", "replay", "--client", "rej", "--dry-run")
-    assert len(dry["replayed"]) == 2 and dry["replay_id"] is None
+    assert len(dry["dead_letters"]) == 2 and dry["replay_id"] is None and not dry["sent"]
     assert all(not r["replays"] for r in listed(p, "--client", "rej"))
 
     done = run(p, "dlq", "replay", "--client", "rej")
-    assert len(done["replayed"]) == 2
+    assert len(done["dead_letters"]) == 2 and done["sent"]
     rows = replay_outcomes(p, done["replay_id"], 2)
     by_id = {o["intouch_id"]: o for o in rows}
     assert by_id["R1"]["status"] == "LINKED"
@@ -123,7 +123,7 @@ def test_after_the_fix_a_dlq_replay_delivers_skips_what_is_stale_and_shows_as_re
         assert [r["replay_id"] for r in row["replays"]] == [done["replay_id"]]
         assert shown(p, row["dead_letter_id"])["replays"][0]["replay_id"] == done["replay_id"]
     again = run(p, "dlq", "replay", "--client", "rej")
-    assert (again["replayed"], again["already_replayed"]) == ([], 2)
+    assert (again["dead_letters"], again["already_replayed"]) == ([], 2)
 
     planner = run(p, "dlq", "replay", "--stage", "planner", "--client", "ghost")
     (outcome,) = replay_outcomes(p, planner["replay_id"], 1)
@@ -138,7 +138,7 @@ def test_a_dead_letter_that_fails_again_returns_to_the_dlq_with_its_earlier_trie
     (first,) = dead_letters_of(p, "bad", 1)
 
     once = run(p, "dlq", "replay", "--client", "bad")
-    assert once["replayed"] == [first["dead_letter_id"]]
+    assert once["dead_letters"] == [first["dead_letter_id"]]
     second = next(d for d in dead_letters_of(p, "bad", 2) if d != first)
     failed = replay_outcomes(p, once["replay_id"], 1)[0]
     assert failed["status"] == "FAILED" and failed["intouch_id"] == "B1"
@@ -148,7 +148,7 @@ def test_a_dead_letter_that_fails_again_returns_to_the_dlq_with_its_earlier_trie
     assert details["intouch_event"]["record"]["intouch_id"] == "B1"  # through the replay
 
     twice = run(p, "dlq", "replay", "--client", "bad")  # only the new one: no loop
-    assert twice["replayed"] == [second["dead_letter_id"]] and twice["already_replayed"] == 1
+    assert twice["dead_letters"] == [second["dead_letter_id"]] and twice["already_replayed"] == 1
     third = next(d for d in dead_letters_of(p, "bad", 3) if d not in (first, second))
     history = shown(p, third["dead_letter_id"])["history"]
     assert [h["dead_letter_id"] for h in history] == [

@@ -153,6 +153,9 @@ def test_reset_group_is_refused_while_a_worker_runs_and_moves_the_offsets_when_n
 ) -> None:
     """Last in the module: it stops the worker."""
     args = ("replay", "--topic", USERS, "--from-earliest", "--reset-group")
+    looked = connector(p.env(), *args, "--dry-run")
+    assert looked.returncode == 0, looked.stderr
+    assert f"warning: group {p.app_id} has 1 live member(s) now" in looked.stderr
     refused = connector(p.env(), *args)
     assert refused.returncode == 1
     assert f"group {p.app_id} has 1 live member(s)" in refused.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka.clients import RepeatFilter
+from streams.kafka.clients import RepeatFilter, TransientFilter
 from streams.kafka.local import free_port
 
 
@@ -99,3 +99,17 @@ def test_repeated_client_lines_are_held_back_and_counted() -> None:
     first, again = line("x 1"), line("x 2")
     assert held.filter(first) and held.filter(again)
     assert again.getMessage() == "x 2"  # nothing held back: no count
+
+
+def test_a_line_librdkafka_retries_through_by_itself_shows_only_at_debug() -> None:
+    transient = TransientFilter()
+    text = "Failed to acquire idempotence PID from broker: Coordinator load in progress: retrying"
+    record = logging.LogRecord("librdkafka.t", logging.WARNING, __file__, 1, text, None, None)
+    other = logging.LogRecord(
+        "librdkafka.t", logging.WARNING, __file__, 1, "SSL failed", None, None
+    )
+    logger = logging.getLogger("librdkafka.t")
+    logger.setLevel(logging.WARNING)
+    assert not transient.filter(record) and transient.filter(other)
+    logger.setLevel(logging.DEBUG)
+    assert transient.filter(record)
