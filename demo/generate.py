@@ -152,7 +152,8 @@ def _clubs(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str
     type=click.Choice(list(get_args(PhaseChoice))),
     default="all",
     show_default=True,
-    help="reference = staff and lead sources only, users = user changes only.",
+    help="reference = staff and lead sources only, users = user changes only (--events "
+    "counts both: a phase produces its part of them).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
@@ -185,3 +186,5 @@ def generate(
         click.echo(f"{topic}\t{count}")
     total = sum(counts.values())
     click.echo(f"total\t{total}\t{seconds:.2f}s\t{total / max(seconds, 1e-9):.0f} events/s")
+    if phase != "all":
+        say(f"{total} of the scenario's {events} events are in phase {phase}")
