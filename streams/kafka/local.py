@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -161,13 +162,15 @@ class LocalKafka:
             raise LocalKafkaError(f"port {port} on {HOST} is taken; choose another with --port")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         internal = None
+        data_dir = self.data_dir.with_name("data-secure") if secure else self.data_dir
         if secure:
             internal = free_port()
             if not self.material.exists():
                 progress(f"making a private CA, the broker's certificate and a SCRAM user in "
                          f"{self.material.folder}")  # fmt: skip
                 self.material.create(java)
-        data_dir = self.data_dir.with_name("data-secure") if secure else self.data_dir
+                # Its storage holds the SCRAM user of an earlier password: format it anew.
+                shutil.rmtree(data_dir, ignore_errors=True)
         props = self._write_config(port, controller, data_dir, internal)
         classpath = f"{libs}/*"
         if not (data_dir / "meta.properties").exists():

@@ -107,3 +107,10 @@ def test_kafka_up_secure_reuses_the_broker_and_prints_what_to_export(
     plain = connector(env, "kafka", "up")
     assert plain.returncode == 1
     assert "a secured local broker already runs" in plain.stderr
+    unset = {k: v for k, v in env.items() if not k.startswith("KAFKA_")}
+    listed = connector(unset, "tenants", "list", "--timeout", "5")
+    assert listed.returncode == 1
+    assert listed.stderr.strip() == (
+        f"error: the local broker on {secure_kafka.bootstrap} is secured: export the KAFKA_* "
+        "settings that `connector kafka up --secure` prints"
+    )
