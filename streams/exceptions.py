@@ -4,6 +4,7 @@ ConnectorError
 ├── ConfigurationError            a setting or input is wrong: fix it and run again
 │   ├── SchemaNotRegisteredError  a schema file changed without a registered version
 │   ├── TopicMismatchError        an existing topic differs from the design
+│   ├── KafkaAccessError          the cluster refused our login, or its certificate is untrusted
 │   └── TurnupError               a tenant's turn-up is invalid or cannot be opened
 ├── SerializationError            a record could not be encoded or decoded
 │   ├── RecordDecodeError         bytes that are not a valid record: dead-letter them
@@ -42,6 +43,10 @@ class SchemaNotRegisteredError(ConfigurationError):
 
 class TopicMismatchError(ConfigurationError):
     """An existing topic differs from the design (partition count)."""
+
+
+class KafkaAccessError(ConfigurationError):
+    """The cluster refused the SASL login, or TLS to it failed: fix the KAFKA_* settings."""
 
 
 class TurnupError(ConfigurationError):

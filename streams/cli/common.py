@@ -27,6 +27,11 @@ def resolve_bootstrap(settings: Settings, *, start: bool = False) -> str:
         return settings.kafka.bootstrap_servers
     local = LocalKafka(settings.local_kafka)
     info = local.running()
+    if info and info.secure:
+        raise ConnectorError(
+            f"the local broker on {info.bootstrap} is secured: export the KAFKA_* settings "
+            "that `connector kafka up --secure` prints"
+        )
     if info:
         return info.bootstrap
     if start:

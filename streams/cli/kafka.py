@@ -23,13 +23,19 @@ def kafka() -> None:
 
 @kafka.command("up")
 @click.option("--port", type=int, default=None, help="Broker port (default: a free one).")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Serve SASL_SSL only (SCRAM-SHA-512, a private CA); print the KAFKA_* to export.",
+)
 @click.pass_obj
-def kafka_up(settings: Settings, port: int | None) -> None:
-    """Start the local broker (or reuse the running one); print its bootstrap address."""
+def kafka_up(settings: Settings, port: int | None, secure: bool) -> None:
+    """Start the local broker (or reuse the running one); print its bootstrap address,
+    or with --secure the `export KAFKA_...` lines of a client."""
     local = LocalKafka(settings.local_kafka)
     started = time.monotonic()
     try:
-        info = local.up(port=port, progress=say)
+        info = local.up(port=port, progress=say, secure=secure)
     except LocalKafkaError as exc:
         fail(str(exc))
     say(
@@ -37,7 +43,15 @@ def kafka_up(settings: Settings, port: int | None) -> None:
         f"(state {local.state_dir}, log {local.log_file}, "
         f"jar cache {cache_size(settings.local_kafka) / 1e6:.0f} MB)"
     )
-    click.echo(info.bootstrap)
+    if not info.secure:
+        click.echo(info.bootstrap)
+        return
+    say(
+        f"SASL_SSL on {info.bootstrap}, user connector; the password is in "
+        f"{local.material.password_file} (mode 0600), never printed. Export:"
+    )
+    for line in local.material.exports(info.bootstrap):
+        click.echo(line)
 
 
 @kafka.command("down")
@@ -56,6 +70,8 @@ def kafka_status(settings: Settings) -> None:
     if not info:
         say("the local broker is not running")
         sys.exit(1)
+    if info.secure:
+        say(f"secured: SASL_SSL, CA {LocalKafka(settings.local_kafka).material.ca_pem}")
     click.echo(info.bootstrap)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -12,7 +13,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from streams.exceptions import ConfigurationError, KafkaClientError, KafkaTimeoutError
+from streams.exceptions import (
+    ConfigurationError,
+    KafkaAccessError,
+    KafkaClientError,
+    KafkaTimeoutError,
+)
 from streams.settings import KafkaSettings
 
 Config = Mapping[str, str | int | float | bool | Any]
@@ -100,8 +106,79 @@ def _config(
     }
 
 
+#: Seconds a secured client's first connection gets to show whether the cluster takes our
+#: login and whether its certificate is trusted (a refusal comes in well under a second).
+ACCESS_CHECK_TIMEOUT = 10.0
+_access_granted: set[str] = set()
+
+
+def check_access(
+    bootstrap: str, kafka: KafkaSettings, timeout: float = ACCESS_CHECK_TIMEOUT
+) -> None:
+    """Raise `KafkaAccessError` at once when a secured cluster refuses our SASL login or TLS
+    to it fails, rather than let every client retry and log it until its own timeout.
+
+    librdkafka reports both only through `error_cb`, served by `poll()`, while a blocking
+    call waits out its timeout; so ask in short slices and look in between. Once per
+    process and settings; an unreachable broker is left to the caller's own call to report.
+    """
+    if kafka.security_protocol == "PLAINTEXT":
+        return
+    conf = kafka.librdkafka_config(bootstrap, plaintext_secrets=True)
+    key = hashlib.sha256(repr(sorted(conf.items())).encode()).hexdigest()
+    if key in _access_granted:
+        return
+    errors: list[KafkaError] = []
+    silent = logging.getLogger("streams.kafka.clients.access")
+    silent.addHandler(logging.NullHandler())
+    silent.propagate = False
+    options: dict[str, Any] = {**conf, "logger": silent, "error_cb": errors.append}
+    with kafka_errors(f"cannot create an admin client for {bootstrap}"):
+        client = AdminClient(options)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.list_topics(timeout=0.3)
+        except KafkaException:
+            pass
+        else:
+            _access_granted.add(key)
+            return
+        client.poll(0)
+        for error in errors:
+            refusal = access_refusal(error, bootstrap, kafka)
+            if refusal:
+                raise KafkaAccessError(refusal)
+        if any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors):
+            return
+
+
+def access_refusal(error: KafkaError, bootstrap: str, kafka: KafkaSettings) -> str | None:
+    """The one line to show for a refused login or a failed TLS handshake; None otherwise."""
+    text = error.str()
+    found = re.search(r"://([^/\s]+)/", text)
+    where = found.group(1) if found else bootstrap.split(",")[0]
+    if error.code() == KafkaError._AUTHENTICATION and "SASL" in text:
+        return (
+            f"Kafka at {where} refused the SASL login for user {kafka.sasl_username!r} "
+            f"({kafka.sasl_mechanism}): check KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
+        )
+    if error.code() == KafkaError._SSL or "SSL handshake failed" in text:
+        if "certificate verify failed" in text:
+            trusted = (
+                f"KAFKA_SSL_CAFILE={kafka.ssl_cafile}"
+                if kafka.ssl_cafile
+                else "the system's CAs (set KAFKA_SSL_CAFILE)"
+            )
+            return f"TLS to {where} failed: the broker's certificate is not signed by {trusted}"
+        detail = text.split(": ", 1)[-1]
+        return f"TLS to {where} failed: {detail}"
+    return None
+
+
 def producer(bootstrap: str, kafka: KafkaSettings, config: Config | None = None) -> Any:
     """An idempotent, murmur2-partitioned producer; `config` adds or overrides settings."""
+    check_access(bootstrap, kafka)
     with kafka_errors(f"cannot create a producer for {bootstrap}"):
         return Producer(_config(bootstrap, kafka, PRODUCER_DEFAULTS, config))
 
@@ -111,6 +188,7 @@ def consumer(
 ) -> Any:
     """A consumer in `group_id` that never commits on its own; `config` adds settings."""
     settings = {**CONSUMER_DEFAULTS, **kafka.consumer_config, "group.id": group_id}
+    check_access(bootstrap, kafka)
     with kafka_errors(f"cannot create a consumer for {bootstrap}"):
         return Consumer(_config(bootstrap, kafka, settings, config))
 
@@ -120,8 +198,13 @@ def admin(
     kafka: KafkaSettings,
     config: Config | None = None,
     logger: logging.Logger | None = None,
+    *,
+    checked: bool = True,
 ) -> Any:
-    """An admin client; `logger` receives librdkafka's own log lines."""
+    """An admin client; `logger` receives librdkafka's own log lines. `checked=False` skips
+    `check_access` (a probe that only asks whether a broker answers)."""
+    if checked:
+        check_access(bootstrap, kafka)
     settings = _config(bootstrap, kafka, {}, config)
     if logger is not None:
         settings["logger"] = logger

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from streams.exceptions import LocalKafkaError
 from streams.kafka.jars import Progress, install_jars, java_executable, no_progress
+from streams.kafka.secure import SecureMaterial
 from streams.settings import KafkaSettings, LocalKafkaSettings
 
 HOST = "127.0.0.1"
@@ -43,6 +45,9 @@ class BrokerInfo:
     controller_port: int
     version: str
     started_at: float
+    #: SASL_SSL on `port`; the broker then talks to itself on plaintext `internal_port`.
+    secure: bool = False
+    internal_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -74,6 +79,7 @@ class LocalKafka:
         self.log_file = self.state_dir / "kafka.log"
         self.info_file = self.state_dir / "broker.json"
         self.pid_file = self.state_dir / "broker.pid"
+        self.material = SecureMaterial(self.state_dir / "tls")
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- inspection -------------------------------------------------------
@@ -93,9 +99,20 @@ class LocalKafka:
 
     def running(self) -> BrokerInfo | None:
         info = self.info()
-        if info and self._alive(info.pid) and answers_metadata(info.bootstrap, timeout=5.0):
+        if (
+            info
+            and self._alive(info.pid)
+            and answers_metadata(info.bootstrap, timeout=5.0, kafka=self.client_settings(info))
+        ):
             return info
         return None
+
+    def client_settings(self, info: BrokerInfo) -> KafkaSettings:
+        """What a client of this broker sets: plaintext, or the secured broker's SASL_SSL."""
+        if info.secure:
+            return self.material.client_settings(info.bootstrap)
+        # Plaintext on loopback, whatever KAFKA_* says of another cluster.
+        return KafkaSettings.model_construct(bootstrap_servers=info.bootstrap)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -104,9 +121,20 @@ class LocalKafka:
             return "(no broker log)"
 
     # -- lifecycle --------------------------------------------------------
-    def up(self, port: int | None = None, progress: Progress = no_progress) -> BrokerInfo:
-        """Start the broker, or reuse the one already running; return once it answers."""
+    def up(
+        self, port: int | None = None, progress: Progress = no_progress, *, secure: bool = False
+    ) -> BrokerInfo:
+        """Start the broker, or reuse the one already running; return once it answers.
+
+        `secure` serves clients SASL_SSL only (SCRAM-SHA-512, a certificate of a private CA);
+        its data is kept apart from the plaintext broker's."""
         current = self.running()
+        if current and current.secure != secure:
+            kind = "secured" if current.secure else "plaintext"
+            raise LocalKafkaError(
+                f"a {kind} local broker already runs on {current.bootstrap}; "
+                "`connector kafka down` first to switch"
+            )
         if current:
             if port and port != current.port:
                 raise LocalKafkaError(
@@ -133,10 +161,20 @@ class LocalKafka:
         if not _port_free(port):
             raise LocalKafkaError(f"port {port} on {HOST} is taken; choose another with --port")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        props = self._write_config(port, controller)
+        internal = None
+        data_dir = self.data_dir.with_name("data-secure") if secure else self.data_dir
+        if secure:
+            internal = free_port()
+            if not self.material.exists():
+                progress(f"making a private CA, the broker's certificate and a SCRAM user in "
+                         f"{self.material.folder}")  # fmt: skip
+                self.material.create(java)
+                # Its storage holds the SCRAM user of an earlier password: format it anew.
+                shutil.rmtree(data_dir, ignore_errors=True)
+        props = self._write_config(port, controller, data_dir, internal)
         classpath = f"{libs}/*"
-        if not (self.data_dir / "meta.properties").exists():
-            self._format(java, classpath, props)
+        if not (data_dir / "meta.properties").exists():
+            self._format(java, classpath, props, secure)
         log4j = self.state_dir / "log4j.properties"
         log4j.write_text(LOG4J.format(log=self.log_file))
         started = time.monotonic()
@@ -162,7 +200,10 @@ class LocalKafka:
                 start_new_session=True,
             )
         self._process = proc
-        info = BrokerInfo(proc.pid, port, controller, self.settings.kafka_version, time.time())
+        info = BrokerInfo(
+            proc.pid, port, controller, self.settings.kafka_version, time.time(), secure, internal
+        )
+        probe = self.client_settings(info)
         self.pid_file.write_text(f"{proc.pid}\n")
         self.info_file.write_text(json.dumps(asdict(info)))
         deadline = started + self.settings.kafka_start_timeout
@@ -172,7 +213,7 @@ class LocalKafka:
                     f"the broker exited with code {proc.returncode}; last lines of "
                     f"{self.log_file}:\n{self.log_tail()}"
                 )
-            if answers_metadata(info.bootstrap, timeout=2.0):
+            if answers_metadata(info.bootstrap, timeout=2.0, kafka=probe):
                 return info
             time.sleep(0.2)
         self.down()
@@ -214,7 +255,9 @@ class LocalKafka:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def _write_config(self, port: int, controller: int) -> Path:
+    def _write_config(
+        self, port: int, controller: int, data_dir: Path, internal: int | None
+    ) -> Path:
         props = self.state_dir / "server.properties"
         lines = {
             "process.roles": "broker,controller",
@@ -225,7 +268,7 @@ class LocalKafka:
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self.data_dir),
+            "log.dirs": str(data_dir),
             "num.partitions": "1",
             "default.replication.factor": "1",
             "offsets.topic.replication.factor": "1",
@@ -239,10 +282,26 @@ class LocalKafka:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "log.retention.check.interval.ms": "60000",
         }
-        props.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        if internal is not None:
+            # Clients get SASL_SSL only; the broker's own traffic stays plaintext on loopback.
+            lines.update(
+                {
+                    "listeners": f"SASL_SSL://{HOST}:{port},INTERNAL://{HOST}:{internal},"
+                    f"CONTROLLER://{HOST}:{controller}",
+                    "advertised.listeners": f"SASL_SSL://{HOST}:{port},INTERNAL://{HOST}:{internal}",
+                    "listener.security.protocol.map": "SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,"
+                    "CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name": "INTERNAL",
+                    **self.material.broker_properties("SASL_SSL"),
+                }
+            )
+        props.unlink(missing_ok=True)  # it may hold the keystore password: owner only
+        fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("".join(f"{k}={v}\n" for k, v in lines.items()))
         return props
 
-    def _format(self, java: str, classpath: str, props: Path) -> None:
+    def _format(self, java: str, classpath: str, props: Path, secure: bool) -> None:
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would read it as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -257,6 +316,7 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(props),
+                *(["--add-scram", self.material.scram_argument()] if secure else []),
             ],
             capture_output=True,
             text=True,
@@ -269,8 +329,11 @@ class LocalKafka:
             )
 
 
-def answers_metadata(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request in time."""
+def answers_metadata(
+    bootstrap: str, timeout: float = 5.0, kafka: KafkaSettings | None = None
+) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request in time (as a client
+    with `kafka`'s security settings; plaintext when None)."""
     from streams.kafka import clients
 
     host, _, port = bootstrap.split(",")[0].rpartition(":")
@@ -281,12 +344,12 @@ def answers_metadata(bootstrap: str, timeout: float = 5.0) -> bool:
     silent = logging.getLogger("streams.kafka.local.probe")
     silent.addHandler(logging.NullHandler())
     silent.propagate = False
-    # The local broker is plaintext on loopback, whatever KAFKA_* says of another cluster.
     admin = clients.admin(
         bootstrap,
-        KafkaSettings.model_construct(),
+        kafka or KafkaSettings.model_construct(),
         {"socket.connection.setup.timeout.ms": "2000"},
         logger=silent,
+        checked=False,
     )
     try:
         admin.list_topics(timeout=timeout)

@@ -71,3 +71,19 @@ def test_tampered_missing_and_extra_jars_are_reported(tmp_path: Path) -> None:
     (tmp_path / "extra.jar").unlink()
     (tmp_path / "b.jar").write_bytes(b"b")
     assert verify_jars(tmp_path, sums) == []
+
+
+def test_the_secured_config_gives_clients_sasl_ssl_only_and_is_the_owners(
+    tmp_path: Path,
+) -> None:
+    local = LocalKafka(LocalKafkaSettings(state_dir=tmp_path))
+    local.material.folder.mkdir()
+    local.material.store_password_file.write_text("store-pass\n")
+    props = local._write_config(9093, 9094, tmp_path / "data-secure", 9095)
+    lines = dict(line.split("=", 1) for line in props.read_text().splitlines())
+    assert lines["advertised.listeners"] == "SASL_SSL://127.0.0.1:9093,INTERNAL://127.0.0.1:9095"
+    assert "PLAINTEXT://" not in lines["listeners"]
+    assert lines["inter.broker.listener.name"] == "INTERNAL"
+    assert lines["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert lines["ssl.keystore.location"] == str(local.material.keystore)
+    assert props.stat().st_mode & 0o077 == 0  # it holds the keystore password
