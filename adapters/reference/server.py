@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -41,6 +42,8 @@ class ReferenceReceiver:
         #: API requests not done yet: a late apply counts until it has landed; a request
         #: applied and then held (apply-then-time-out) no longer does.
         self.in_flight = 0
+        #: The same, per caller (User-Agent): which worker has a call under way.
+        self.in_flight_by_agent: Counter[str] = Counter()
         #: Changes to one record sent while another change to it was still being answered to
         #: a connected caller ("METHOD subject"): one caller never does that, so each is a
         #: command run by two callers at once.
@@ -185,7 +188,9 @@ class ReferenceReceiver:
         return request.path
 
     async def _counted_call(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        agent = request.headers.get("User-Agent", "")
         self.in_flight += 1
+        self.in_flight_by_agent[agent] += 1
         done = False
 
         def settled() -> None:
@@ -193,6 +198,7 @@ class ReferenceReceiver:
             if not done:
                 done = True
                 self.in_flight -= 1
+                self.in_flight_by_agent[agent] -= 1
 
         try:
             return await self._faulty_call(request, handler, settled)
