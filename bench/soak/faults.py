@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from adapters.reference import FaultSpec
-from bench.soak.rig import Rig, Tenant
+from bench.soak.rig import BASELINE, Rig, Tenant
 
 
 @dataclass
@@ -83,6 +82,13 @@ def calls_in_flight(tenants: dict[str, Tenant], pid: int) -> int:
         counts = tenant.call(lambda t=tenant: dict(t.receiver.receiver.in_flight_by_agent))
         total += sum(n for a, n in counts.items() if a.endswith(agent))
     return total
+
+
+def back_to_baseline(tenant: Tenant) -> None:
+    """The receiver's own latency again, no injected fault, no outage."""
+    faults = tenant.receiver.receiver.faults
+    faults.start_outage(0)
+    faults.replace(BASELINE, {})
 
 
 def build_schedule(
@@ -162,7 +168,7 @@ def build_schedule(
         end = f.at + seconds
 
         def clear() -> None:
-            tenant.call(tenant.receiver.receiver.faults.clear)
+            tenant.call(partial(back_to_baseline, tenant))
             f.ended = time.time()
 
         plan.steps.append(Step(end, clear))
@@ -177,7 +183,7 @@ def build_schedule(
         faults_of[outage_t.client_id].start_outage(outage_s / 2)
 
     def outage_hang() -> None:
-        hang = FaultSpec(timeout_rate=1.0, hang_s=outage_s)
+        hang = BASELINE.model_copy(update={"timeout_rate": 1.0, "hang_s": outage_s})
         outage_t.call(lambda: faults_of[outage_t.client_id].replace(hang, {}))
 
     plan.steps.append(
@@ -186,7 +192,7 @@ def build_schedule(
     plan.steps.append(Step(outage.at + outage_s / 2, outage_hang))
 
     storm = fault("429 storm", at(0.35), "80% of calls 429, Retry-After 1s", storm_t.client_id)
-    throttle = FaultSpec(throttle_rate=0.8, retry_after_s=1.0)
+    throttle = BASELINE.model_copy(update={"throttle_rate": 0.8, "retry_after_s": 1.0})
     plan.steps.append(
         Step(
             storm.at,
@@ -199,7 +205,7 @@ def build_schedule(
         "apply-then-time-out", at(0.55), "30% of calls applied, answer held past the timeout",
         late_t.client_id,
     )  # fmt: skip
-    applied = FaultSpec(apply_then_timeout_rate=0.3, hang_s=4.0)
+    applied = BASELINE.model_copy(update={"apply_then_timeout_rate": 0.3, "hang_s": 4.0})
     plan.steps.append(
         Step(
             late.at,

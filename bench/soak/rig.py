@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.reference import (
+    FaultSpec,
     ReceiverMode,
     ReferenceAuth,
     ReferenceConfig,
@@ -33,6 +34,9 @@ from streams.tenancy.publishing import publish_tenant
 #: The receivers' password: resolved by the workers from their environment, never in Kafka.
 SOAK_SECRET = "S0ak-Receiver-Pa55-7e11"
 SECRET_REF = "RECEIVER_SOAK_PASSWORD"
+
+#: Every receiver answers in 20-50 ms, as a real one would: a kill -9 finds calls under way.
+BASELINE = FaultSpec(latency_ms=20, jitter_ms=30)
 
 #: Short retries and timeouts, so a fault shows and heals within a soak's minutes.
 WORKER_SETTINGS = {
@@ -111,7 +115,11 @@ class Rig:
         auth = ReferenceAuth(kind="basic", secret=SecretStr(SOAK_SECRET))
         reference = ReferenceReceiver(
             ReferenceConfig(
-                mode=mode, clients={receiver_client: list(clubs.values())}, auth=auth, seed=seed
+                mode=mode,
+                clients={receiver_client: list(clubs.values())},
+                auth=auth,
+                seed=seed,
+                faults=BASELINE,
             )
         )
         threaded = ThreadedReceiver(reference)
