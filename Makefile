@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EVENTS ?= 5000
 
 
-.PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down ops-tools clean
+.PHONY: install up demo test check lint typecheck unit integration bench soak kafka-up kafka-down ops-tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The chaos soak, long form (docs/reliability.md); `make soak SOAK="--quick"` for the bounded one.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK)
 
 kafka-up: $(STAMP)
 	$(BIN)/connector kafka up

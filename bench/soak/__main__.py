@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rig.start_broker()
         rig.ensure_topics()
         modes = [ReceiverMode(m) for m in args.tenants]
-        per_tenant = max(40, args.events // len(modes))
+        per_tenant = max(40, -(-args.events // len(modes)))  # at least --events in all
         for n, mode in enumerate(modes):
             rig.add_tenant(str(101 + n), mode, per_tenant, args.seed + n)
         for name in ("w1", "w2", "w3"):
