@@ -116,24 +116,34 @@ def settle(rig: Rig, timeout: float) -> float:
 def recovery_from_outcomes(
     faults: list[Fault], outcomes: list[tuple[dict[str, Any], float]]
 ) -> None:
-    """A receiver fault or a broker restart has recovered at the first final outcome (of its
-    tenant) written after it ended."""
+    """A receiver fault or a broker restart has recovered when the work it held back is
+    done: every entity (of its tenant) left parked or in doubt during it has a final outcome
+    again; with none held back, at the first final outcome after it ended."""
     for fault in faults:
-        if (
-            fault.recovered_s is not None
-            or not fault.ended
-            or fault.name.startswith(("kill", "stop", "add", "restart with"))
-        ):
+        timed_here = fault.client is not None or fault.name == "broker restart"
+        if fault.recovered_s is not None or not fault.ended or not timed_here:
             continue
-        after = [
-            ts
-            for row, ts in outcomes
-            if ts >= fault.ended
-            and row["status"] in FINAL_STATUSES
-            and fault.client in (None, row["client_id"])
-        ]
-        if after:
-            fault.recovered_s = round(min(after) - fault.ended, 1)
+        mine = [(r, ts) for r, ts in outcomes if fault.client in (None, r["client_id"])]
+        last: dict[tuple[str, str], tuple[float, str]] = {}
+        for r, ts in sorted(mine, key=lambda o: o[1]):
+            if ts <= fault.ended:
+                last[(r["client_id"], r["intouch_id"])] = (ts, r["status"])
+        # Still parked or in doubt when the fault ended: what it held back.
+        held = {
+            k
+            for k, (ts, status) in last.items()
+            if ts >= fault.started and status in ("PARKED", "UNKNOWN", "PENDING_CREATE")
+        }
+        done: dict[tuple[str, str], float] = {}
+        for r, ts in mine:
+            key = (r["client_id"], r["intouch_id"])
+            if ts >= fault.ended and r["status"] in FINAL_STATUSES:
+                done.setdefault(key, ts)
+        if held and all(k in done for k in held):
+            fault.recovered_s = round(max(done[k] for k in held) - fault.ended, 1)
+            fault.detail += f"; {len(held)} entities held back"
+        elif not held and done:
+            fault.recovered_s = round(min(done.values()) - fault.ended, 1)
 
 
 def check(
