@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EVENTS ?= 5000
 
 
-.PHONY: install up demo test check lint typecheck unit integration bench kafka-up kafka-down ops-tools clean
+.PHONY: install up demo test check lint typecheck unit integration bench soak kafka-up kafka-down ops-tools clean
 
 # pip's own output (and setuptools' editable-install notice) goes to .venv/install.log;
 # the terminal gets one summary line, or the whole log when the install fails.
@@ -54,6 +54,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The chaos soak, long form (docs/reliability.md); `make soak SOAK="--quick"` for the bounded one.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK)
 
 kafka-up: $(STAMP)
 	$(BIN)/connector kafka up

@@ -6,6 +6,7 @@ import base64
 import enum
 import json
 import logging
+import os
 import ssl
 import time
 from collections.abc import Generator, Mapping
@@ -191,7 +192,11 @@ class ReceiverHttp:
             auth=auth_for(auth) if auth else None,
             timeout=timeouts.as_httpx(),
             transport=custom_transport or _transport_for(transport, limits, verify),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # The process ID tells a receiver's logs which worker called.
+            headers={
+                "User-Agent": f"{USER_AGENT} (pid {os.getpid()})",
+                "Accept": "application/json",
+            },
             follow_redirects=False,
             trust_env=False,
         )

@@ -99,6 +99,11 @@ class UnknownTenantError(PlanningError):
     """The event's client is not turned up."""
 
 
+class InvalidEventError(PlanningError):
+    """The change breaks the inbound contract: a required field blank, a field too long, an
+    email or a birthdate that cannot be."""
+
+
 class UnknownClubError(PlanningError):
     """The event's club is not in the tenant's turn-up."""
 

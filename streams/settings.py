@@ -189,6 +189,12 @@ class PipelineSettings(BaseSettings):
         description="Seconds to keep retrying an outcome or dead-letter write before the "
         "worker stops (exit 75) rather than lose or skip it.",
     )
+    startup_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a starting worker waits for Kafka to answer (a broker "
+        "restarting, say) before it exits.",
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )

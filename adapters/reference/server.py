@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import hmac
+import json
+from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -41,6 +44,8 @@ class ReferenceReceiver:
         #: API requests not done yet: a late apply counts until it has landed; a request
         #: applied and then held (apply-then-time-out) no longer does.
         self.in_flight = 0
+        #: The same, per caller (User-Agent): which worker has a call under way.
+        self.in_flight_by_agent: Counter[str] = Counter()
         #: Changes to one record sent while another change to it was still being answered to
         #: a connected caller ("METHOD subject"): one caller never does that, so each is a
         #: command run by two callers at once.
@@ -175,17 +180,27 @@ class ReferenceReceiver:
 
     @staticmethod
     async def _subject(request: web.Request) -> str | None:
-        """The record a changing call is about: the external ID it carries, else its path."""
+        """The record a changing call is about: the external ID it carries; else, for a create
+        (a POST to a collection), the record its body describes; else its path."""
         if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
             return None
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             body = await request.json() if request.can_read_body else None
-            if isinstance(body, dict) and body.get("externalId"):
-                return f"externalId={body['externalId']}"
+            if isinstance(body, dict):
+                for key in ("externalId", "ref"):  # "ref": the contacts API's name for it
+                    if body.get(key):
+                        return f"externalId={body[key]}"
+                if request.method == "POST":
+                    # Creates of two different people in one club are no overlap; two
+                    # creates of the same one are.
+                    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode())
+                    return f"{request.path} body={digest.hexdigest()[:12]}"
         return request.path
 
     async def _counted_call(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        agent = request.headers.get("User-Agent", "")
         self.in_flight += 1
+        self.in_flight_by_agent[agent] += 1
         done = False
 
         def settled() -> None:
@@ -193,6 +208,7 @@ class ReferenceReceiver:
             if not done:
                 done = True
                 self.in_flight -= 1
+                self.in_flight_by_agent[agent] -= 1
 
         try:
             return await self._faulty_call(request, handler, settled)

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
 from streams.cli.common import fail, resolve_bootstrap, say
-from streams.exceptions import ConnectorError, TopicMismatchError
+from streams.exceptions import ConnectorError, KafkaClientError, TopicMismatchError
 from streams.logs import logging_config
 from streams.settings import Settings
+
+T = TypeVar("T")
+#: Seconds between tries while Kafka does not answer at start.
+STARTUP_RETRY_S = 2.0
+
+
+def until_kafka_answers(
+    call: Callable[[], T], timeout: float, pause: Callable[[float], None] = time.sleep
+) -> T:
+    """`call()`, tried again while Kafka does not answer, for up to `timeout` seconds: a
+    worker started while the broker restarts waits for it (it exited 1 at once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except KafkaClientError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            say(f"waiting for Kafka: {exc}")
+            pause(STARTUP_RETRY_S)
 
 
 def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> None:
@@ -21,7 +43,10 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     from streams.kafka.topics import design_topics, ensure_topics
     from streams.worker.app import Pipeline
 
-    result = ensure_topics(bootstrap, settings.kafka, design_topics(settings.topics))
+    result = until_kafka_answers(
+        lambda: ensure_topics(bootstrap, settings.kafka, design_topics(settings.topics)),
+        settings.pipeline.startup_timeout,
+    )
     if result.mismatched:
         raise TopicMismatchError("; ".join(result.mismatched))
     pipeline = Pipeline(settings, bootstrap)

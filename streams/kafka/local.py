@@ -62,6 +62,9 @@ def free_port() -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the broker binds it: connections of a broker just stopped, still in TIME_WAIT,
+        # do not make the port taken (a restart on the same port was refused for a minute).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -92,6 +92,10 @@ class _App(faust.App):
             listener()
 
 
+#: Seconds between the consumer's metadata refreshes (see the consumer settings below).
+METADATA_MAX_AGE = 10.0
+
+
 class Pipeline:
     """One worker: the Faust app and its agents over the planner, executor and link store."""
 
@@ -121,6 +125,10 @@ class Pipeline:
             # stopping): a hanging receiver would stall the whole group. Revoked lanes are
             # cancelled instead; their commands come back to the next owner.
             stream_wait_empty=False,
+            # After a broker restart the group leader can assign while its metadata still
+            # lacks the topics: every worker then holds no partition, and the rebalance that
+            # mends it waits for the next metadata refresh (5 minutes by default).
+            consumer_metadata_max_age_ms=int(METADATA_MAX_AGE * 1000),
             **settings.kafka.faust_broker_kwargs(),
         )
 

@@ -25,7 +25,13 @@ from streams.core.replay import (
     command_headers,
     replay_mark,
 )
-from streams.exceptions import ConfigurationError, PlanningError, RecordDecodeError
+from streams.core.validation import event_problems
+from streams.exceptions import (
+    ConfigurationError,
+    InvalidEventError,
+    PlanningError,
+    RecordDecodeError,
+)
 from streams.worker.context import WorkerContext
 from streams.worker.publishing import Source, source_of
 
@@ -103,9 +109,12 @@ class Planner:
 
     def _plan(self, subject: str, event: Record) -> Plan:
         """Gather what the decision needs (tenant, capabilities, links), then decide."""
+        now = dt.datetime.now(dt.UTC)
+        problems = event_problems(subject, event, now.date())
+        if problems:
+            raise InvalidEventError("; ".join(problems))
         tenant = self.ctx.tenants.require(event["client_id"])
         caps = self.ctx.receivers.get(tenant).capabilities
-        now = dt.datetime.now(dt.UTC)
         client_id, intouch_id = event["client_id"], event["intouch_id"]
         entity = entity_of_event(subject, event)
         if entity is Entity.LEAD_SOURCE:

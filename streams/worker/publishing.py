@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 #: When a command was first parked (epoch seconds): its park budget counts from there.
 PARKED_AT_HEADER = "connector-parked-at"
 PARKED_REASON_HEADER = "connector-parked-reason"
+#: The most of an original value a dead letter keeps: the record must fit Kafka's 1 MB default.
+MAX_KEPT_VALUE_BYTES = 256 * 1024
 
 
 def parked_at(source: Source) -> float | None:
@@ -216,6 +218,15 @@ class Publisher:
             stage, client or "unknown", entity, source.topic, source.partition, source.offset,
             error, exc,
         )  # fmt: skip
+        value, message = source.value, str(exc)
+        if value is not None and len(value) > MAX_KEPT_VALUE_BYTES:
+            # Whole, it would not fit in one Kafka record: the dead letter could never be
+            # written and the worker would stop on it again and again.
+            message += (
+                f" (the original value, {len(value):,} bytes, is kept cut to its first "
+                f"{MAX_KEPT_VALUE_BYTES:,})"
+            )
+            value = value[:MAX_KEPT_VALUE_BYTES]
         record = {
             "dead_letter_id": str(uuid.uuid4()),
             "failed_at": utcnow(),
@@ -224,10 +235,10 @@ class Publisher:
             "source_partition": source.partition,
             "source_offset": source.offset,
             "key": source.key,
-            "value": source.value,
+            "value": value,
             "headers": [{"key": k, "value": v} for k, v in source.headers],
             "error_class": error,
-            "error_message": str(exc),
+            "error_message": message,
             "attempts": attempts,
             "client_id": client,
         }

@@ -104,6 +104,19 @@ def test_changes_to_one_record_from_two_callers_at_once_are_recorded_as_overlaps
                 client.create_prospect(CLUB, person(intouch_id="D")),
             )
             assert receiver.overlaps == ["POST externalId=D"]
+            # Without an external ID, creates of two people in one club at once are no
+            # overlap (the soak's no-external-id tenant had them flagged); one person twice is.
+            receiver.overlaps.clear()
+            path = f"/clients/{CLIENT}/clubs/{CLUB}/prospects"
+            bodies = [
+                {"firstName": "E", "lastName": "One", "type": "prospect"},
+                {"firstName": "F", "lastName": "Two", "type": "prospect"},
+            ]
+            async with httpx.AsyncClient(base_url=receiver.api_url) as raw:
+                await asyncio.gather(*(raw.post(path, json=b) for b in bodies))
+                assert receiver.overlaps == []
+                await asyncio.gather(*(raw.post(path, json=bodies[0]) for _ in range(2)))
+            assert len(receiver.overlaps) == 1
 
     run(scenario())
 

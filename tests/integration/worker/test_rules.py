@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from adapters.reference import ReceiverMode
 from streams.kafka.local import free_port
@@ -229,19 +230,40 @@ def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_pipeline_goes_on(
     )
     pipeline.send("UserChanged", user_event("nobody", "7001", 1))
     pipeline.send("UserChanged", user_event("full", "7002", 1, email="not-an-email"))
+    # A 1 MB field: its command would be too large for Kafka, and so would a dead letter
+    # keeping it whole (the worker stopped on it again and again).
+    huge = user_event("full", "7004", 1, first_name="x" * 1_000_000)
+    big = Producer(
+        {
+            "bootstrap.servers": pipeline.bootstrap,
+            "compression.type": "lz4",
+            "message.max.bytes": 2_000_000,
+        }
+    )
+    key = {"client_id": "full", "entity": "USER", "intouch_id": "7004"}
+    big.produce(
+        pipeline.topic(pipeline.topics.users_topic),
+        key=pipeline.codecs["EntityKey"].encode(key),
+        value=pipeline.codecs["UserChanged"].encode(huge),
+    )
+    assert big.flush(30) == 0
     pipeline.send("UserChanged", user_event("full", "7003", 1, first_name="After"))
     pipeline.wait_outcome("full", "7003", 1)
 
-    def three() -> list[dict[str, Any]] | None:
+    def four() -> list[dict[str, Any]] | None:
         rows = [
             r for r in pipeline.dead_letters()
             if r["value"] and (b"garbage" in r["value"] or b"7001" in r["value"]
-                               or b"7002" in r["value"])
+                               or b"7002" in r["value"] or b"7004" in r["value"])
         ]  # fmt: skip
-        return rows if len(rows) >= 3 else None
+        return rows if len(rows) >= 4 else None
 
-    rows = wait_for("three dead letters", three)
-    by_class = {r["error_class"]: r for r in rows}
+    rows = wait_for("four dead letters", four)
+    by_class = {r["error_class"]: r for r in rows if b"7004" not in (r["value"] or b"")}
+    (too_big,) = [r for r in rows if b"7004" in r["value"]]
+    assert too_big["stage"] == "planner"
+    assert "first_name is 1,000,000 characters" in too_big["error_message"]
+    assert "kept cut to its first" in too_big["error_message"]
     assert by_class["RecordDecodeError"]["stage"] == "decode"
     assert by_class["RecordDecodeError"]["value"] == b"\x00\x00\x00\x00\x02garbage"
     assert by_class["RecordDecodeError"]["key"] == b"k"
@@ -251,12 +273,11 @@ def test_bad_input_goes_to_the_dlq_with_its_reason_and_the_pipeline_goes_on(
     )
     assert by_class["UnknownTenantError"]["stage"] == "planner"
     assert "'nobody'" in by_class["UnknownTenantError"]["error_message"]
-    rejected = by_class["PermanentError"]
-    assert rejected["stage"] == "sink" and "not an email address" in rejected["error_message"]
-    assert rejected["source_topic"] == pipeline.topic(pipeline.topics.commands_topic)
+    # An invalid email is refused before any receiver call, naming the field.
+    rejected = by_class["InvalidEventError"]
+    assert rejected["stage"] == "planner" and "not an email address" in rejected["error_message"]
+    assert rejected["source_topic"] == pipeline.topic(pipeline.topics.users_topic)
     assert rejected["source_offset"] >= 0
-    failed = pipeline.wait_outcome("full", "7002", 1)
-    assert failed["status"] == "FAILED"
     assert person(pipeline, "full", "7003")["firstName"] == "After"
 
 

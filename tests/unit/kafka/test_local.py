@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from streams.exceptions import JavaNotFoundError, LocalKafkaError
 from streams.kafka.jars import java_executable, pinned_checksums, verify_jars
-from streams.kafka.local import LocalKafka
+from streams.kafka.local import LocalKafka, _port_free, free_port
 from streams.settings import LocalKafkaSettings
 
 
@@ -87,3 +88,17 @@ def test_the_secured_config_gives_clients_sasl_ssl_only_and_is_the_owners(
     assert lines["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert lines["ssl.keystore.location"] == str(local.material.keystore)
     assert props.stat().st_mode & 0o077 == 0  # it holds the keystore password
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_broker_is_free_again() -> None:
+    port = free_port()
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end stays in TIME_WAIT
+    server.close()
+    client.close()
+    assert _port_free(port)

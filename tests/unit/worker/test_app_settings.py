@@ -1,0 +1,19 @@
+"""Consumer settings the worker's recovery depends on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+from streams.worker.app import METADATA_MAX_AGE, Pipeline
+
+
+def test_a_group_left_without_partitions_after_a_broker_restart_mends_within_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mend is a rebalance triggered by a metadata refresh: it must not wait 5 minutes.
+    monkeypatch.setenv("CONNECTOR_DATA_DIR", str(tmp_path))
+    pipeline = Pipeline(Settings(), "127.0.0.1:1")
+    assert pipeline.app.conf.consumer_metadata_max_age_ms == METADATA_MAX_AGE * 1000 <= 10_000
