@@ -145,7 +145,8 @@ def run_worker(
         CONNECTOR_LAG_INTERVAL="0",
     )  # fmt: skip
     env.update(extra)
-    process = start_worker(env, workdir / f"{app_id}.log")
+    checkout = extra.get("PYTHONPATH")
+    process = start_worker(env, workdir / f"{app_id}.log", Path(checkout) if checkout else None)
     try:
         deadline = time.monotonic() + 180
         while not ready(port):
@@ -269,6 +270,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 events at 0 and 20 ms.")
     parser.add_argument("--only", choices=("worker", "peer"), help="Run one side only.")
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="Also run the worker of another checkout (say `git archive` of main) as `base`.",
+    )
+    parser.add_argument(
         "--worker-env", nargs="*", default=[], metavar="NAME=VALUE", help="Worker settings."
     )
     parser.add_argument("--py-spy", metavar="PATH", help="Sample the worker with this py-spy.")
@@ -282,13 +288,24 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-peer-"))
     rows: list[dict[str, Any]] = []
     order = [k for k in ("worker", "peer") if args.only in (None, k)]
+    if args.baseline:
+        order.insert(0, "base")
     for latency in args.latency_ms:
         for number in range(1, args.rounds + 1):
-            backlog = Backlog(bootstrap, settings, args.events, args.versions)
+            # The same backlog for each: a worker's topics are its own (its outcomes fill
+            # them), the peer reads the users topic of the first.
+            backlogs = {
+                kind: Backlog(bootstrap, settings, args.events, args.versions)
+                for kind in order
+                if kind != "peer"
+            } or {"peer": Backlog(bootstrap, settings, args.events, args.versions)}
             for kind in order:
+                backlog = backlogs.get(kind) or next(iter(backlogs.values()))
                 with receiver(latency) as url:
-                    if kind == "worker":
+                    if kind in ("worker", "base"):
                         extra = dict(e.split("=", 1) for e in args.worker_env)
+                        if kind == "base":
+                            extra["PYTHONPATH"] = str(Path(args.baseline).resolve())
                         measured = run_worker(backlog, url, args.in_flight, workdir, extra)
                     else:
                         measured = run_peer(backlog, url, args.in_flight)
@@ -325,12 +342,20 @@ def summarize(
         f"{'worker ms':>10} {'peer ms':>8} {'cpu x':>6}"
     )
     table = []
+    base_rows = any(r["kind"] == "base" for r in rows)
     for latency in args.latency_ms:
+        if base_rows:
+            b = mean("base", latency, "events_per_s")
+            bc = mean("base", latency, "cpu_ms_per_event")
+            print(f"{'(base)':>9} {'':>10} {b or '-':>9} {'':>8} {'':>6} {bc or '-':>10}")
         w, p = mean("worker", latency, "events_per_s"), mean("peer", latency, "events_per_s")
         wc = mean("worker", latency, "cpu_ms_per_event")
         pc = mean("peer", latency, "cpu_ms_per_event")
         ratio = round(w / p, 3) if w and p else None
         cpu_x = round(wc / pc, 2) if wc and pc else None
+        if base_rows:
+            table.append({"latency_ms": latency, "kind": "base", "worker_per_s": b,
+                          "worker_cpu_ms": bc})  # fmt: skip
         table.append({
             "latency_ms": latency, "ceiling_per_s": ceilings[latency],
             "worker_per_s": w, "peer_per_s": p, "ratio": ratio,
