@@ -275,7 +275,11 @@ def main() -> None:
         help="Also run the worker of another checkout (say `git archive` of main) as `base`.",
     )
     parser.add_argument(
-        "--worker-env", nargs="*", default=[], metavar="NAME=VALUE", help="Worker settings."
+        "--worker-env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Settings of this checkout's worker (not of --baseline's).",
     )
     parser.add_argument("--py-spy", metavar="PATH", help="Sample the worker with this py-spy.")
     args = parser.parse_args()
@@ -305,7 +309,7 @@ def main() -> None:
                     if kind in ("worker", "base"):
                         extra = dict(e.split("=", 1) for e in args.worker_env)
                         if kind == "base":
-                            extra["PYTHONPATH"] = str(Path(args.baseline).resolve())
+                            extra = {"PYTHONPATH": str(Path(args.baseline).resolve())}
                         measured = run_worker(backlog, url, args.in_flight, workdir, extra)
                     else:
                         measured = run_peer(backlog, url, args.in_flight)
