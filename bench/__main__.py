@@ -5,6 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-for module in ("bench.transport", "bench.pipeline"):
+for module, *args in (("bench.transport",), ("bench.pipeline",), ("bench.peer", "--quick")):
     print(f"== {module}", flush=True)
-    subprocess.run([sys.executable, "-m", module], check=True)
+    subprocess.run([sys.executable, "-m", module, *args], check=True)

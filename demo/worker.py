@@ -33,8 +33,10 @@ def worker_env(
     return env
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a worker that appends its output to `log_path`."""
+def start_worker(
+    env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a worker that appends its output to `log_path` (`cwd`: the checkout to run)."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
@@ -42,6 +44,7 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=cwd,
         )
 
 

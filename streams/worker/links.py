@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import threading
@@ -63,6 +64,9 @@ class LinkStore:
         #: Told (entity, client, InTouch ID) after a staff or lead-source link got another
         #: receiver ID (or none): the users referencing it are planned again.
         self.on_reference_change: Callable[[str, str, str], None] | None = None
+        #: Offsets, per outcomes partition, of outcomes this worker wrote and applied itself:
+        #: the follower need not decode and apply them again.
+        self._own: dict[int, list[int]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -125,6 +129,26 @@ class LinkStore:
         return EntityLink(
             row.get("receiver_id"), row.get("version", -1), row.get("fingerprint"), pending
         )
+
+    def apply_own(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
+        """`apply` an outcome this worker wrote; the follower skips it when it gets there."""
+        applied = self.apply(outcome, position)
+        with self._lock:
+            heapq.heappush(self._own.setdefault(position[0], []), position[1])
+        return applied
+
+    def applied_here(self, position: tuple[int, int]) -> bool:
+        """Whether the outcome at `position` went through `apply_own` (forgotten now, with
+        any earlier one the follower passed before it was written down)."""
+        partition, offset = position
+        with self._lock:
+            own = self._own.get(partition)
+            while own and own[0] < offset:
+                heapq.heappop(own)
+            if own and own[0] == offset:
+                heapq.heappop(own)
+                return True
+        return False
 
     def apply(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Apply one outcome at (partition, offset) unless a later one was applied already."""
@@ -240,6 +264,8 @@ class OutcomeFollower:
 
     def _take(self, value: bytes | None, position: tuple[int, int]) -> None:
         """One record of the followed topic, at (partition, offset)."""
+        if self.store.applied_here(position):
+            return
         try:
             outcome = self.codec.decode(value)
         except RecordDecodeError as exc:

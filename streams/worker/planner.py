@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from adapters.errors import AdapterError
@@ -33,7 +34,7 @@ from streams.exceptions import (
     RecordDecodeError,
 )
 from streams.worker.context import WorkerContext
-from streams.worker.publishing import Source, source_of
+from streams.worker.publishing import Headers, Source, source_of
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,25 @@ class Planner:
         command["replay_id"] = mark.replay_id
         await self.ctx.publish.command(command, source.headers)
 
-    async def plan(self, subject: str, message: Any, mark: ReplayMark | None = None) -> None:
-        """Decode, find the tenant, plan, send commands; anything wrong goes to the DLQ."""
+    async def plan_batch(self, subject: str, messages: Sequence[Any]) -> None:
+        """Plan changes one after the other, then send all their commands with one wait for
+        the broker's acks (none of these plans reads what another one sends)."""
+        outbox: list[tuple[Record, Headers]] = []
+        for message in messages:
+            await self.plan(subject, message, outbox=outbox)
+        if outbox:
+            await self.ctx.publish.commands(outbox)
+
+    async def plan(
+        self,
+        subject: str,
+        message: Any,
+        mark: ReplayMark | None = None,
+        *,
+        outbox: list[tuple[Record, Headers]] | None = None,
+    ) -> None:
+        """Decode, find the tenant, plan, send commands (or add them to `outbox`, sent by the
+        caller); anything wrong goes to the DLQ."""
         source = source_of(message)
         self.ctx.metrics.events.labels(source.topic).inc()
         try:
@@ -99,7 +117,10 @@ class Planner:
             Position(source.topic, source.partition, source.offset), source.headers
         )
         for command in plan.commands:
-            await self.ctx.publish.command({**command, "replay_id": replay_id}, headers)
+            if outbox is None:
+                await self.ctx.publish.command({**command, "replay_id": replay_id}, headers)
+            else:
+                outbox.append(({**command, "replay_id": replay_id}, headers))
         if plan.skipped:
             # Every change gets an outcome, a skipped one too (with the reason).
             entity = entity_of_event(subject, event)

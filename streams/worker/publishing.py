@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,9 @@ PARKED_AT_HEADER = "connector-parked-at"
 PARKED_REASON_HEADER = "connector-parked-reason"
 #: The most of an original value a dead letter keeps: the record must fit Kafka's 1 MB default.
 MAX_KEPT_VALUE_BYTES = 256 * 1024
+
+#: A record's headers as the worker sends them.
+Headers = list[tuple[str, bytes | None]] | None
 
 
 def parked_at(source: Source) -> float | None:
@@ -156,9 +159,35 @@ class Publisher:
         self, command: Record, headers: list[tuple[str, bytes | None]] | None = None
     ) -> None:
         """Send one planned command, keyed by its entity (`headers`: where it came from)."""
-        data = self.codecs["Command"].encode(command)
-        await self._send_bytes(self._commands, self.key_of(command), "Command", data, headers)
-        self.metrics.commands.labels(command["kind"]).inc()
+        await self.commands([(command, headers)])
+
+    async def commands(self, batch: Sequence[tuple[Record, Headers]]) -> None:
+        """Send planned commands in order and wait for the broker's acks once for them all.
+
+        The producer keeps each partition's records in order. When a send fails, every
+        command from the first unacknowledged one on is sent again, in order, one at a time
+        (as `_send_bytes` does): an entity's newest command is then still its last, and the
+        sink skips an older copy that lands after it as stale.
+        """
+        encoded = [
+            (self.key_of(command), self.codecs["Command"].encode(command), headers)
+            for command, headers in batch
+        ]
+        acks: list[Any] = []
+        try:
+            for key, data, headers in encoded:
+                acks.append(await self._commands.send(key=key, value=data, headers=headers))
+        except Exception as exc:
+            log.warning("queueing a command failed (%s: %s)", type(exc).__name__, exc)
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        failed = next(
+            (n for n, result in enumerate(results) if isinstance(result, BaseException)),
+            len(acks),
+        )
+        for key, data, headers in encoded[failed:]:
+            await self._send_bytes(self._commands, key, "Command", data, headers)
+        for command, _ in batch:
+            self.metrics.commands.labels(command["kind"]).inc()
 
     async def outcome(
         self,
@@ -192,7 +221,7 @@ class Publisher:
             "replay_id": command.get("replay_id"),
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
-        self.links.apply(record, (metadata.partition, metadata.offset))
+        self.links.apply_own(record, (metadata.partition, metadata.offset))
         self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
 
     async def dead_letter(
