@@ -14,6 +14,7 @@ from typing import Any
 from rocksdict import Rdict
 
 from streams.avro.codec import AvroCodec
+from streams.core.decisions import SkipReason
 from streams.core.model import (
     FINAL_STATUSES,
     SETTLING_STATUSES,
@@ -184,6 +185,16 @@ class LinkStore:
                 row.pop("pending_create", None)
                 if outcome.get("user_type"):
                     row["user_type"] = outcome["user_type"]
+            elif (
+                status == Status.SKIPPED
+                and outcome.get("message") == SkipReason.UNCHANGED
+                and row.get("fingerprint") == outcome.get("fingerprint")
+                and outcome["version"] > row.get("version", -1)
+            ):
+                # The receiver holds this version already: it is the applied one from now
+                # on, so an older version planned again later (a re-plan from a snapshot
+                # that had not seen this one) is stale instead of overwriting it.
+                row["version"] = outcome["version"]
             self._db[key] = json.dumps(row).encode()
         if status in SETTLING_STATUSES and moved and self.on_reference_change is not None:
             # After the write: whoever reads the link from now on sees the new receiver ID.
