@@ -9,7 +9,6 @@ dead letters and the final state, measured in one run.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from adapters.reference import (
     ReferenceReceiver,
     ThreadedReceiver,
 )
+from bench.parts import user_event
 from demo.command import reference_tenant
 from demo.worker import start_worker, stop_worker, worker_env
 from streams.avro.codec import default_codecs
@@ -40,18 +40,6 @@ from streams.tenancy.publishing import publish_tenant
 
 CLUBS = {"7": "C7"}
 ENTITIES = 150
-
-
-def user(client: str, intouch_id: str, version: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.UTC),
-        "client_id": client, "club_id": "7", "intouch_id": intouch_id, "version": version,
-        "user_type": "PROSPECT", "status": "ACTIVE", "first_name": f"v{version}",
-        "last_name": intouch_id, "email": None, "birthdate": None, "gender": None,
-        "address1": None, "address2": None, "city": None, "zipcode": None, "state": None,
-        "country": None, "mobile_phone": None, "home_phone": None, "work_phone": None,
-        "company": None, "staff_owner_id": None, "lead_source_id": None,
-    }  # fmt: skip
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -147,7 +135,7 @@ def main() -> None:
         producer.produce(
             users_topic,
             key=codecs["EntityKey"].encode(key),
-            value=codecs["UserChanged"].encode(user(client, intouch_id, version)),
+            value=codecs["UserChanged"].encode(user_event(client, "7", intouch_id, version)),
         )
         sent[(client, intouch_id, version)] = time.time()
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,17 +31,21 @@ from typing import Any
 
 import aiohttp
 
+from bench.parts import receiver_process, user_event
 from demo.worker import start_worker, stop_worker, worker_env
 from streams.avro.codec import Codecs, default_codecs
 from streams.cli.common import resolve_bootstrap
 from streams.core.model import Status
 from streams.kafka import clients
+from streams.kafka.local import free_port
 from streams.kafka.topics import design_topics, ensure_topics
 from streams.settings import Settings, TopicSettings
 from streams.tenancy.publishing import publish_tenant
 from streams.tenancy.tenant import Connection, Tenant
 
 CLIENT, RECEIVER_CLIENT, CLUB, RECEIVER_CLUB = "bench", "R-bench", "7", "C7"
+#: The reference receiver the benchmark serves its one client from.
+RECEIVER_ARGS = ("--client", f"{RECEIVER_CLIENT}:{RECEIVER_CLUB}")
 #: Outcomes that end a change (an update answers SUCCEEDED, a create LINKED).
 FINAL = {Status.LINKED, Status.SUCCEEDED, Status.SKIPPED, Status.FAILED, Status.UNLINKED}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -53,43 +55,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, every thread, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def receiver(latency_ms: float) -> Iterator[str]:
-    """A fresh reference receiver in its own process; yields its API URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.reference", "serve", "--port", "0",
-         "--client", f"{RECEIVER_CLIENT}:{RECEIVER_CLUB}", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"reference receiver did not start (got {url!r})")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def user(intouch_id: str, version: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.UTC),
-        "client_id": CLIENT, "club_id": CLUB, "intouch_id": intouch_id, "version": version,
-        "user_type": "PROSPECT", "status": "ACTIVE", "first_name": f"v{version}",
-        "last_name": intouch_id, "email": None, "birthdate": None, "gender": None,
-        "address1": None, "address2": None, "city": None, "zipcode": None, "state": None,
-        "country": None, "mobile_phone": None, "home_phone": None, "work_phone": None,
-        "company": None, "staff_owner_id": None, "lead_source_id": None,
-    }  # fmt: skip
 
 
 def produce_backlog(bootstrap: str, settings: Settings, topic: str, events: int, per: int) -> None:
@@ -103,7 +68,7 @@ def produce_backlog(bootstrap: str, settings: Settings, topic: str, events: int,
         producer.produce(
             topic,
             key=codecs["EntityKey"].encode(key),
-            value=codecs["UserChanged"].encode(user(intouch_id, version)),
+            value=codecs["UserChanged"].encode(user_event(CLIENT, CLUB, intouch_id, version)),
         )
         producer.poll(0)
     producer.flush(60)
@@ -305,7 +270,7 @@ def main() -> None:
             } or {"peer": Backlog(bootstrap, settings, args.events, args.versions)}
             for kind in order:
                 backlog = backlogs.get(kind) or next(iter(backlogs.values()))
-                with receiver(latency) as url:
+                with receiver_process(*RECEIVER_ARGS, "--latency-ms", str(latency)) as url:
                     if kind in ("worker", "base"):
                         extra = dict(e.split("=", 1) for e in args.worker_env)
                         if kind == "base":
@@ -324,7 +289,7 @@ def main() -> None:
             order.reverse()  # interleave: drift (other work on the machine) hits both alike
     ceilings = {}
     for latency in args.latency_ms:
-        with receiver(latency) as url:
+        with receiver_process(*RECEIVER_ARGS, "--latency-ms", str(latency)) as url:
             ceilings[latency] = round(asyncio.run(ceiling(url, args.events, args.in_flight)), 1)
     summary = summarize(rows, ceilings, args)
     print(json.dumps(summary))

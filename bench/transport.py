@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 from adapters.base import ClubRef, Person
 from adapters.config import ReceiverConfig
 from adapters.http import TransportKind
 from adapters.registry import create_adapter
+from bench.parts import receiver_process
 
 CLUB = ClubRef(intouch_club_id="1", receiver_club_id="CL1")
-
-
-@contextlib.contextmanager
-def receiver_process() -> Iterator[str]:
-    """Run the reference receiver in its own process so it does not share our CPU or loop."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.reference", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        api_url = proc.stdout.readline().strip()
-        if not api_url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"reference receiver did not start (got {api_url!r})")
-        yield api_url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def one_round(config: ReceiverConfig, requests: int, concurrency: int) -> float:
