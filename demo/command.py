@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from streams.exceptions import ConnectorError
 from streams.kafka.lag import LagReader
 from streams.settings import KafkaSettings, Settings, TopicSettings
 from streams.tenancy.tenant import Connection, Tenant
+
+if TYPE_CHECKING:
+    from demo.scenario import Scenario
 
 CLIENT_ID = "100"
 CLUBS = {"1": "C1", "2": "C2", "3": "C3"}
@@ -89,6 +92,16 @@ class DemoRun:
             data_dir=self.workdir / "data",
             CONNECTOR_SINK_MAX_IN_FLIGHT=str(settings.pipeline.sink_max_in_flight),
         )
+
+
+def seed_receiver(threaded: ThreadedReceiver, receiver_client: str, scenario: Scenario) -> None:
+    """Give the receiver what the scenario says it holds before any event: its own staff
+    (found by email, never created) and its lead sources."""
+    store = threaded.receiver.store
+    for rid, email, name in scenario.receiver_staff:
+        threaded.call(partial(store.seed_staff, receiver_client, email, name, staff_id=rid))
+    for _, name in scenario.receiver_lead_sources:
+        threaded.call(partial(store.create_lead_source, receiver_client, {"name": name}))
 
 
 @contextmanager
@@ -216,11 +229,7 @@ def run_demo(
     threaded.start()
     try:
         scenario = build_scenario(seed, events, CLIENT_ID, list(CLUBS))
-        store = reference.store
-        for rid, email, name in scenario.receiver_staff:
-            threaded.call(partial(store.seed_staff, receiver_client, email, name, staff_id=rid))
-        for _, name in scenario.receiver_lead_sources:
-            threaded.call(partial(store.create_lead_source, receiver_client, {"name": name}))
+        seed_receiver(threaded, receiver_client, scenario)
         say(
             f"reference receiver ({mode.value}) on {reference.url} with "
             f"{len(scenario.receiver_staff)} staff, "

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from adapters.reference import FaultSpec
 from bench.soak.rig import BASELINE, Rig, Tenant
 
 
@@ -191,29 +192,23 @@ def build_schedule(
     )
     plan.steps.append(Step(outage.at + outage_s / 2, outage_hang))
 
+    def answering_by(f: Fault, tenant: Tenant, spec: FaultSpec, seconds: float) -> None:
+        """From `f.at`, for `seconds`, `tenant`'s receiver answers by `spec`."""
+
+        def begin() -> None:
+            faults_of[tenant.client_id].replace(spec, {})
+
+        plan.steps.append(Step(f.at, lambda: receiver_window(f, tenant, begin, seconds)))
+
     storm = fault("429 storm", at(0.35), "80% of calls 429, Retry-After 1s", storm_t.client_id)
     throttle = BASELINE.model_copy(update={"throttle_rate": 0.8, "retry_after_s": 1.0})
-    plan.steps.append(
-        Step(
-            storm.at,
-            lambda: receiver_window(
-                storm, storm_t, lambda: faults_of[storm_t.client_id].replace(throttle, {}), 20
-            ),
-        )
-    )
+    answering_by(storm, storm_t, throttle, 20)
     late = fault(
         "apply-then-time-out", at(0.55), "30% of calls applied, answer held past the timeout",
         late_t.client_id,
     )  # fmt: skip
     applied = BASELINE.model_copy(update={"apply_then_timeout_rate": 0.3, "hang_s": 4.0})
-    plan.steps.append(
-        Step(
-            late.at,
-            lambda: receiver_window(
-                late, late_t, lambda: faults_of[late_t.client_id].replace(applied, {}), 20
-            ),
-        )
-    )
+    answering_by(late, late_t, applied, 20)
 
     broker = fault("broker restart", at(0.7), "SIGTERM, then up again on the same port")
 

@@ -9,7 +9,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from adapters.reference import (
     ReferenceReceiver,
     ThreadedReceiver,
 )
-from demo.command import reference_tenant
+from demo.command import reference_tenant, seed_receiver
 from demo.scenario import Scenario, build_scenario
 from demo.worker import start_worker, stop_worker, worker_env
 from streams.kafka.local import LocalKafka, free_port
@@ -125,11 +124,7 @@ class Rig:
         threaded = ThreadedReceiver(reference)
         threaded.start()
         scenario = build_scenario(seed, events, client_id, list(clubs))
-        store = reference.store
-        for rid, email, name in scenario.receiver_staff:
-            threaded.call(partial(store.seed_staff, receiver_client, email, name, staff_id=rid))
-        for _, name in scenario.receiver_lead_sources:
-            threaded.call(partial(store.create_lead_source, receiver_client, {"name": name}))
+        seed_receiver(threaded, receiver_client, scenario)
         record = reference_tenant(reference, client_id, receiver_client, clubs, SECRET_REF)
         publish_tenant(
             self.bootstrap, self.kafka_settings, self.topics.name(self.topics.tenants_topic), record
