@@ -15,7 +15,7 @@ from streams.kafka.commitlog import CommitLog
 from streams.kafka.lag import LagReader
 from streams.kafka.lagstatus import Status, Window
 from streams.kafka.lagwatch import GroupReport, LagWatch, group_topics
-from streams.kafka.topics import design_topics, worker_topics
+from streams.kafka.topics import design_topics, full_name, worker_topics
 from streams.settings import Settings
 
 #: Seconds between samples: with --watch, and without it (a quick look).
@@ -134,9 +134,8 @@ def lag(
 def _design_name(settings: Settings, topic: str) -> str:
     """A design topic may be given by its base name: `connector.replay.v1` is read as
     `$CONNECTOR_TOPIC_PREFIX` + that name; any other name is taken as it is."""
-    names = {spec.name for spec in design_topics(settings.topics)}
-    prefixed = settings.topics.name(topic)
-    return prefixed if topic not in names and prefixed in names else topic
+    names = [spec.name for spec in design_topics(settings.topics)]
+    return full_name(settings.topics, topic, names) or topic
 
 
 def _commit_log(bootstrap: str, settings: Settings, group: str, timeout: float) -> CommitLog | None:

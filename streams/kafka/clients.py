@@ -110,6 +110,10 @@ def _config(
 #: login and whether its certificate is trusted (a refusal comes in well under a second).
 ACCESS_CHECK_TIMEOUT = 10.0
 _access_granted: set[str] = set()
+#: The access check's own client says nothing: what matters comes through its `error_cb`.
+_ACCESS_LOG = logging.getLogger("streams.kafka.clients.access")
+_ACCESS_LOG.addHandler(logging.NullHandler())
+_ACCESS_LOG.propagate = False
 
 
 def check_access(
@@ -129,10 +133,7 @@ def check_access(
     if key in _access_granted:
         return
     errors: list[KafkaError] = []
-    silent = logging.getLogger("streams.kafka.clients.access")
-    silent.addHandler(logging.NullHandler())
-    silent.propagate = False
-    options: dict[str, Any] = {**conf, "logger": silent, "error_cb": errors.append}
+    options: dict[str, Any] = {**conf, "logger": _ACCESS_LOG, "error_cb": errors.append}
     with kafka_errors(f"cannot create an admin client for {bootstrap}"):
         client = AdminClient(options)
     deadline = time.monotonic() + timeout

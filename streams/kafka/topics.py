@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,3 +207,9 @@ def delete_topics(
         except KafkaException as exc:
             raise KafkaClientError(f"cannot delete {name}: {exc}") from exc
     return deleted
+
+
+def full_name(topics: TopicSettings, given: str, names: Iterable[str]) -> str | None:
+    """The one of `names` (full topic names) that `given` names by its full or its base
+    name (without `CONNECTOR_TOPIC_PREFIX`); None when it names none of them."""
+    return next((n for n in names if given in (n, n.removeprefix(topics.topic_prefix))), None)

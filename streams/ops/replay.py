@@ -13,6 +13,7 @@ from streams.core.replay import Headers, Position, ReplayMark, mark_headers
 from streams.exceptions import ConfigurationError, KafkaClientError, RecordDecodeError
 from streams.kafka import clients
 from streams.kafka.reader import read_ranges
+from streams.kafka.topics import full_name
 from streams.ops.positions import PartitionRange, clamp_range, epoch_ms
 from streams.settings import KafkaSettings, TopicSettings
 
@@ -34,9 +35,9 @@ def inbound_topics(topics: TopicSettings) -> dict[str, str]:
 def resolve_inbound(topics: TopicSettings, given: str) -> tuple[str, str]:
     """The full name and subject of an inbound topic given by its base or prefixed name."""
     inbound = inbound_topics(topics)
-    for name, subject in inbound.items():
-        if given in (name, name.removeprefix(topics.topic_prefix)):
-            return name, subject
+    name = full_name(topics, given, inbound)
+    if name is not None:
+        return name, inbound[name]
     raise ConfigurationError(
         f"{given} is not an inbound topic: replay one of {', '.join(sorted(inbound))}"
     )
