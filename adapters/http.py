@@ -1,4 +1,4 @@
-"""The one HTTP edge of the adapters: pooled httpx client, auth, timeouts and limits."""
+"""The one HTTP edge of the adapters: a pooled client (httpx or aiohttp), auth, timeouts, limits."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.errors import ResponseShapeError, ResponseTooLarge
+from adapters.http_aiohttp import AiohttpEngine
 from adapters.http_errors import (
     error_for_status,
     json_or_none,
@@ -40,17 +42,23 @@ USER_AGENT = "intouch-connector/0.1"
 
 
 class TransportKind(enum.StrEnum):
-    """Which HTTP/1.1 engine carries httpx requests."""
+    """Which HTTP/1.1 engine carries a receiver's requests."""
 
+    #: httpx over its own pool (httpcore).
     HTTPX = "httpx"
+    #: httpx over the httpx-aiohttp transport.
     AIOHTTP = "aiohttp"
+    #: aiohttp's own client session, no httpx in the call.
+    AIOHTTP_DIRECT = "aiohttp-direct"
 
 
-# Chosen by `python -m bench.transport` (3000 create-prospect calls, 64 in flight, 5 interleaved
-# rounds, receiver in its own process, 2 vCPUs): httpx-aiohttp median 1177 req/s, httpx's own
-# pool 93 req/s (12.7x). httpx is fine one request at a time (~500 req/s) but collapses under
-# concurrency, the pool contention of encode/httpx #3215.
-DEFAULT_TRANSPORT = TransportKind.AIOHTTP
+# Chosen by `python -m bench.transport` (3000 create-prospect calls, 64 in flight, interleaved
+# rounds, receiver in its own process, 2 vCPUs). First: httpx-aiohttp median 1177 req/s, httpx's
+# own pool 93 req/s (12.7x): httpx's pool collapses under concurrency (encode/httpx #3215).
+# Then aiohttp called directly behind the same edge against httpx-aiohttp (5 rounds, load
+# average 7-8): client CPU 0.553 ms/request (0.536-0.577) vs 1.268 (1.070-1.373), 2.3x less;
+# 481 req/s median vs 328 (the receiver, on the same 2 cores, bounds req/s).
+DEFAULT_TRANSPORT = TransportKind.AIOHTTP_DIRECT
 
 
 class Timeouts(BaseModel):
@@ -66,6 +74,24 @@ class Timeouts(BaseModel):
     def as_httpx(self) -> httpx.Timeout:
         """The same limits as an `httpx.Timeout`."""
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def as_aiohttp(self) -> aiohttp.ClientTimeout:
+        """The closest `aiohttp.ClientTimeout`.
+
+        aiohttp's `connect` covers the wait for a pool slot and the connection together, so it
+        is pool + connect (`sock_connect` bounds the connection alone); both raise
+        ConnectionTimeoutError, before anything was sent, as httpx's pool and connect timeouts.
+        `sock_read` bounds every wait for response bytes, from the end of the request body, as
+        httpx's read timeout. aiohttp has no write timeout: its read timer starts once the body
+        is written. Our bodies are a few KB, which the socket buffer takes at once, so no
+        total is set either (a total would cut a slow but steady long answer httpx accepts).
+        """
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.pool + self.connect,
+            sock_connect=self.connect,
+            sock_read=self.read,
+        )
 
 
 class Limits(BaseModel):
@@ -127,23 +153,29 @@ class _SecretHeaderAuth(httpx.Auth):
         return f"<SecretHeaderAuth {self._header}: **********>"
 
 
-def auth_for(config: AuthConfig) -> httpx.Auth | None:
-    """The one factory for auth variants: basic, bearer or API-key header."""
+def auth_header(config: AuthConfig) -> tuple[str, SecretStr] | None:
+    """The one factory for auth variants: the basic, bearer or API-key header, still masked."""
     if config.kind == "none" or config.secret is None:
         return None
     secret = config.secret.get_secret_value()
     if config.kind == "basic":
         token = base64.b64encode(f"{config.username}:{secret}".encode()).decode("ascii")
-        return _SecretHeaderAuth("Authorization", SecretStr(f"Basic {token}"))
+        return "Authorization", SecretStr(f"Basic {token}")
     if config.kind == "bearer":
-        return _SecretHeaderAuth("Authorization", SecretStr(f"Bearer {secret}"))
-    return _SecretHeaderAuth(config.header, config.secret)
+        return "Authorization", SecretStr(f"Bearer {secret}")
+    return config.header, config.secret
+
+
+def auth_for(config: AuthConfig) -> httpx.Auth | None:
+    """The auth header as an `httpx.Auth`, for the httpx engines."""
+    header = auth_header(config)
+    return None if header is None else _SecretHeaderAuth(*header)
 
 
 def _transport_for(
     kind: TransportKind, limits: Limits, verify: ssl.SSLContext | str | bool
 ) -> httpx.AsyncBaseTransport:
-    if kind is TransportKind.AIOHTTP:
+    if kind is not TransportKind.HTTPX:
         aiohttp_transport: httpx.AsyncBaseTransport = AiohttpTransport(
             verify=verify, limits=limits.as_httpx(), trust_env=False
         )
@@ -187,19 +219,35 @@ class ReceiverHttp:
         self.base_url = base_url
         self._limits = limits
         self._secrets = _secret_values(auth)
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            auth=auth_for(auth) if auth else None,
-            timeout=timeouts.as_httpx(),
-            transport=custom_transport or _transport_for(transport, limits, verify),
-            # The process ID tells a receiver's logs which worker called.
-            headers={
-                "User-Agent": f"{USER_AGENT} (pid {os.getpid()})",
-                "Accept": "application/json",
-            },
-            follow_redirects=False,
-            trust_env=False,
-        )
+        # The process ID tells a receiver's logs which worker called.
+        headers = {"User-Agent": f"{USER_AGENT} (pid {os.getpid()})", "Accept": "application/json"}
+        self._engine: _HttpxEngine | AiohttpEngine
+        if transport is TransportKind.AIOHTTP_DIRECT and custom_transport is None:
+            self._engine = AiohttpEngine(
+                base_url,
+                headers=headers,
+                auth_header=auth_header(auth) if auth else None,
+                timeout=timeouts.as_aiohttp(),
+                max_connections=limits.max_connections,
+                # aiohttp has no cap on idle connections apart from the pool's: 0 idle
+                # connections is closing each after its call, any other cap is the pool size.
+                keepalive_expiry=limits.keepalive_expiry
+                if limits.max_keepalive_connections
+                else None,
+                verify=verify,
+            )
+        else:
+            self._engine = _HttpxEngine(
+                httpx.AsyncClient(
+                    base_url=base_url,
+                    auth=auth_for(auth) if auth else None,
+                    timeout=timeouts.as_httpx(),
+                    transport=custom_transport or _transport_for(transport, limits, verify),
+                    headers=headers,
+                    follow_redirects=False,
+                    trust_env=False,
+                )
+            )
 
     def __repr__(self) -> str:
         return f"<ReceiverHttp {self.base_url}>"
@@ -216,41 +264,28 @@ class ReceiverHttp:
         """Send one request; return the bounded body of a 2xx or raise an adapter error."""
         what = f"{method} {path}"
         started = time.perf_counter()
-        with translate_errors(what):
-            async with self._client.stream(
-                method, path, params=params, json=json_body, headers=headers
-            ) as response:
-                content, truncated = await self._read_bounded(response)
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                log.debug("%s -> %s in %.1f ms", what, response.status_code, elapsed_ms)
-                error = error_for_status(
-                    what,
-                    response.status_code,
-                    response.headers,
-                    self._redact(receiver_message(content)),
-                    body=None if response.is_success else json_or_none(content),
-                )
-                if error is not None:
-                    raise error
-                if truncated:
-                    raise ResponseTooLarge(
-                        f"{what}: response exceeds {self._limits.max_response_bytes} bytes",
-                        status=response.status_code,
-                    )
-                headers = {k.lower(): v for k, v in response.headers.items()}
-                return ReceiverResponse(response.status_code, content, headers)
-
-    async def _read_bounded(self, response: httpx.Response) -> tuple[bytes, bool]:
         limit = self._limits.max_response_bytes
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return b"", True
-        buffer = bytearray()
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            if len(buffer) > limit:
-                return bytes(buffer[:limit]), True
-        return bytes(buffer), False
+        with translate_errors(what):
+            status, answer_headers, content, truncated = await self._engine.send(
+                method, path, params=params, json_body=json_body, headers=headers, max_bytes=limit
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.debug("%s -> %s in %.1f ms", what, status, elapsed_ms)
+        success = 200 <= status < 300
+        if not success:
+            error = error_for_status(
+                what,
+                status,
+                answer_headers,
+                self._redact(receiver_message(content)),
+                body=json_or_none(content),
+            )
+            if error is not None:
+                raise error
+        if truncated:
+            raise ResponseTooLarge(f"{what}: response exceeds {limit} bytes", status=status)
+        return ReceiverResponse(status, content, answer_headers)
 
     def _redact(self, text: str) -> str:
         # Receivers have been known to echo the credential they rejected.
@@ -260,7 +295,47 @@ class ReceiverHttp:
 
     async def aclose(self) -> None:
         """Close the pool."""
+        await self._engine.aclose()
+
+
+class _HttpxEngine:
+    """httpx's client, over its own pool or the httpx-aiohttp transport."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+        max_bytes: int,
+    ) -> tuple[int, dict[str, str], bytes, bool]:
+        """Status, lower-cased headers, the body up to `max_bytes`, and whether it was cut."""
+        async with self._client.stream(
+            method, path, params=params, json=json_body, headers=headers
+        ) as response:
+            content, truncated = await _read_bounded(response, max_bytes)
+            answer = {k.lower(): v for k, v in response.headers.items()}
+            return response.status_code, answer, content, truncated
+
+    async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return b"", True
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) > limit:
+            return bytes(buffer[:limit]), True
+    return bytes(buffer), False
 
 
 def _secret_values(auth: AuthConfig | None) -> tuple[str, ...]:

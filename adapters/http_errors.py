@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from adapters.errors import (
     AdapterError,
@@ -118,8 +119,42 @@ def translate_errors(what: str) -> Iterator[None]:
         raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
     except httpx.TooManyRedirects as exc:
         raise PermanentError(f"{what}: too many redirects") from exc
+    except aiohttp.ConnectionTimeoutError as exc:
+        # No pool slot or no connection in time: the request was never sent.
+        raise RetryableError(
+            f"{what}: timed out ({type(exc).__name__})", maybe_applied=False, cause="timeout"
+        ) from exc
+    except aiohttp.SocketTimeoutError as exc:
+        # The request went out; the answer (or the rest of it) did not come in time.
+        raise RetryableError(
+            f"{what}: timed out ({type(exc).__name__})", maybe_applied=True, cause="timeout"
+        ) from exc
+    except aiohttp.InvalidURL as exc:
+        raise MisconfiguredError(f"{what}: bad receiver URL ({exc})") from exc
+    except aiohttp.ClientConnectorError as exc:
+        if _caused_by_certificate(exc):
+            raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
+        raise RetryableError(
+            f"{what}: cannot connect ({exc})", maybe_applied=False, cause="connection"
+        ) from exc
+    except aiohttp.ClientResponseError as exc:
+        _forget_request_headers(exc)
+        raise RetryableError(
+            f"{what}: transport failed (unparsable response: {exc.status}, {exc.message})",
+            cause="transport",
+        ) from exc
     except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
         raise RetryableError(
             f"{what}: transport failed ({type(exc).__name__}: {exc})",
             cause="timeout" if isinstance(exc, TimeoutError) else "transport",
         ) from exc
+
+
+def _forget_request_headers(exc: aiohttp.ClientResponseError) -> None:
+    # Its request_info holds the request's headers, the credential among them, and shows
+    # them in its repr: keep them out of the chain of causes that loggers print.
+    info = exc.request_info
+    exc.request_info = aiohttp.RequestInfo(
+        info.url, info.method, CIMultiDictProxy(CIMultiDict()), info.real_url
+    )
+    exc.args = (exc.request_info, exc.history)

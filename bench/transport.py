@@ -1,9 +1,10 @@
-"""Receiver-call throughput of httpx's own transport against httpx-aiohttp, same run."""
+"""Receiver-call throughput and client CPU per call of each HTTP engine of the edge, same run."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 
@@ -16,8 +17,9 @@ from bench.parts import receiver_process
 CLUB = ClubRef(intouch_club_id="1", receiver_club_id="CL1")
 
 
-async def one_round(config: ReceiverConfig, requests: int, concurrency: int) -> float:
-    """Send `requests` create-prospect calls, `concurrency` in flight; return requests/s."""
+async def one_round(config: ReceiverConfig, requests: int, concurrency: int) -> tuple[float, float]:
+    """Send `requests` create-prospect calls, `concurrency` in flight; return requests/s and
+    this process's CPU ms per request (the receiver runs in its own process)."""
     remaining = iter(range(requests))
     async with create_adapter("reference", config) as client:
 
@@ -29,12 +31,15 @@ async def one_round(config: ReceiverConfig, requests: int, concurrency: int) -> 
 
         # Open the pool's connections first so connection set-up is not measured.
         await asyncio.gather(*(client.list_lead_sources() for _ in range(concurrency)))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return requests / (time.perf_counter() - started)
+        cpu_ms = (time.process_time() - cpu_started) * 1000 / requests
+        return requests / (time.perf_counter() - started), cpu_ms
 
 
-async def run(api_url: str, requests: int, concurrency: int, rounds: int) -> None:
+async def run(
+    api_url: str, kinds: list[TransportKind], requests: int, concurrency: int, rounds: int
+) -> None:
     host_port = api_url.removeprefix("http://").split("/", 1)[0]
     configs = {
         kind: ReceiverConfig(
@@ -44,26 +49,39 @@ async def run(api_url: str, requests: int, concurrency: int, rounds: int) -> Non
             receiver_client_id="C100",
             transport=kind,
         )
-        for kind in TransportKind
+        for kind in kinds
     }
-    results: dict[TransportKind, list[float]] = {kind: [] for kind in TransportKind}
-    order = list(TransportKind)
+    rates: dict[TransportKind, list[float]] = {kind: [] for kind in kinds}
+    cpus: dict[TransportKind, list[float]] = {kind: [] for kind in kinds}
+    order = list(kinds)
     for number in range(1, rounds + 1):
         for kind in order:
-            rate = await one_round(configs[kind], requests, concurrency)
-            results[kind].append(rate)
-            print(f"round {number} {kind.value:8s} {rate:8.0f} req/s", flush=True)
-        order.reverse()  # interleave so drift (warm caches, receiver growth) hits both alike
+            rate, cpu_ms = await one_round(configs[kind], requests, concurrency)
+            rates[kind].append(rate)
+            cpus[kind].append(cpu_ms)
+            print(f"round {number} {kind.value:15s} {rate:8.0f} req/s {cpu_ms:6.3f} CPU ms/req")
+        order.reverse()  # interleave so drift (warm caches, receiver growth) hits all alike
     print()
-    print(f"{requests} requests x {rounds} rounds per transport, {concurrency} in flight")
-    medians = {kind: statistics.median(rates) for kind, rates in results.items()}
-    for kind, median in medians.items():
+    print(f"{requests} requests x {rounds} rounds per engine, {concurrency} in flight")
+    print("| engine | req/s median (min-max) | client CPU ms/request median (min-max) |")
+    print("|---|---:|---:|")
+    for kind in kinds:
         print(
-            f"{kind.value:8s} median {median:8.0f} req/s  (min {min(results[kind]):.0f}, "
-            f"max {max(results[kind]):.0f})"
+            f"| {kind.value} | {statistics.median(rates[kind]):.0f} "
+            f"({min(rates[kind]):.0f}-{max(rates[kind]):.0f}) | "
+            f"{statistics.median(cpus[kind]):.3f} "
+            f"({min(cpus[kind]):.3f}-{max(cpus[kind]):.3f}) |"
         )
-    ratio = medians[TransportKind.AIOHTTP] / medians[TransportKind.HTTPX]
-    print(f"aiohttp/httpx ratio {ratio:.2f}")
+    summary = {
+        "requests": requests,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "median_req_s": {k.value: round(statistics.median(v), 1) for k, v in rates.items()},
+        "median_cpu_ms": {k.value: round(statistics.median(v), 4) for k, v in cpus.items()},
+        "req_s": {k.value: [round(r, 1) for r in v] for k, v in rates.items()},
+        "cpu_ms": {k.value: [round(c, 4) for c in v] for k, v in cpus.items()},
+    }
+    print(json.dumps(summary))
 
 
 def main() -> None:
@@ -71,9 +89,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--engines",
+        default=",".join(kind.value for kind in TransportKind),
+        help="comma-separated engines (httpx, aiohttp, aiohttp-direct)",
+    )
     args = parser.parse_args()
+    kinds = [TransportKind(name) for name in args.engines.split(",")]
     with receiver_process() as api_url:
-        asyncio.run(run(api_url, args.requests, args.concurrency, args.rounds))
+        asyncio.run(run(api_url, kinds, args.requests, args.concurrency, args.rounds))
 
 
 if __name__ == "__main__":
