@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from streams.core.model import (
 from streams.exceptions import KafkaClientError, KafkaTimeoutError, RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
+from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class LinkStore:
     def _get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             raw = self._db.get(key)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(load_row(raw))
 
     def user(self, client_id: str, intouch_id: str) -> UserLink | None:
         row = self._get(_key("USER", client_id, intouch_id))
@@ -156,7 +156,7 @@ class LinkStore:
         key = _key(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
         with self._lock:
             raw = self._db.get(key)
-            row: dict[str, Any] = json.loads(raw) if raw is not None else {}
+            row: dict[str, Any] = load_row(raw) if raw is not None else {}
             if tuple(row.get("position", (-1, -1))) >= position:
                 return False
             row["position"] = list(position)
@@ -195,7 +195,7 @@ class LinkStore:
                 # on, so an older version planned again later (a re-plan from a snapshot
                 # that had not seen this one) is stale instead of overwriting it.
                 row["version"] = outcome["version"]
-            self._db[key] = json.dumps(row).encode()
+            self._db[key] = dump_row(row)
         if status in SETTLING_STATUSES and moved and self.on_reference_change is not None:
             # After the write: whoever reads the link from now on sees the new receiver ID.
             self.on_reference_change(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
@@ -223,11 +223,11 @@ class LinkStore:
         """Next outcome offset to read per partition."""
         with self._lock:
             raw = self._db.get("__outcome_offsets")
-        return {int(p): o for p, o in json.loads(raw).items()} if raw is not None else {}
+        return {int(p): o for p, o in load_row(raw).items()} if raw is not None else {}
 
     def save_offsets(self, offsets: Mapping[int, int]) -> None:
         with self._lock:
-            self._db["__outcome_offsets"] = json.dumps(dict(offsets)).encode()
+            self._db["__outcome_offsets"] = dump_row(dict(offsets))
 
     def counts(self) -> dict[str, int]:
         """Linked entities per kind (for summaries)."""
@@ -236,7 +236,7 @@ class LinkStore:
         with self._lock:
             for key, raw in self._db.items():
                 kind = names.get(key[0]) if isinstance(key, str) and key[1:2] == "/" else None
-                if kind and json.loads(raw).get("receiver_id"):
+                if kind and load_row(raw).get("receiver_id"):
                     counts[kind] += 1
         return counts
 

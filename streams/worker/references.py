@@ -3,7 +3,6 @@ RocksDB, materialized from the commands topic."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +17,7 @@ from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.settings import KafkaSettings
 from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class UserStates:
             meta = self._db.get(_state_key(client_id, intouch_id))
         if raw is None or meta is None:
             return None
-        return UserState(self._codec.decode(raw), int(json.loads(meta)["partition"]))
+        return UserState(self._codec.decode(raw), int(load_row(meta)["partition"]))
 
     def apply(self, raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Keep `command` (read at (partition, offset)) when it is the user's latest."""
@@ -81,7 +81,7 @@ class UserStates:
         key = _state_key(client_id, intouch_id)
         with self._lock:
             found = self._db.get(key)
-            meta: dict[str, Any] = json.loads(found) if found is not None else {}
+            meta: dict[str, Any] = load_row(found) if found is not None else {}
             latest = (command["version"], *position)
             if tuple(meta.get("latest", (-1, -1, -1))) >= latest:
                 return False
@@ -94,7 +94,7 @@ class UserStates:
                 self._db[_ref_prefix(entity, client_id, referenced) + intouch_id] = b""
             meta = {"latest": list(latest), "partition": position[0], "refs": refs}
             self._db[_command_key(client_id, intouch_id)] = raw
-            self._db[key] = json.dumps(meta).encode()
+            self._db[key] = dump_row(meta)
             return True
 
     def referencing(self, entity: str, client_id: str, referenced: str) -> list[str]:
@@ -121,11 +121,11 @@ class UserStates:
         """Next command offset to read per partition."""
         with self._lock:
             raw = self._db.get("__command_offsets")
-        return {int(p): o for p, o in json.loads(raw).items()} if raw is not None else {}
+        return {int(p): o for p, o in load_row(raw).items()} if raw is not None else {}
 
     def save_offsets(self, offsets: Mapping[int, int]) -> None:
         with self._lock:
-            self._db["__command_offsets"] = json.dumps(dict(offsets)).encode()
+            self._db["__command_offsets"] = dump_row(dict(offsets))
 
 
 class CommandFollower(OutcomeFollower):

@@ -1,0 +1,17 @@
+"""How link-store and user-state rows are kept in RocksDB: compact JSON through orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+def dump_row(row: Any) -> bytes:
+    """The row as JSON bytes; partition numbers as keys become strings, as json.dumps made them."""
+    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS)
+
+
+def load_row(raw: bytes) -> Any:
+    """A row back, whether orjson wrote it or json.dumps did (stores written before orjson)."""
+    return orjson.loads(raw)
