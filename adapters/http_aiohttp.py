@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import certifi
 from multidict import CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
@@ -19,8 +21,13 @@ def json_bytes(body: Any) -> bytes:
 
 
 def ssl_for(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
-    """httpx's `verify` (context, CA bundle path, or on/off) as aiohttp's `ssl` argument."""
+    """httpx's `verify` as aiohttp's `ssl`, trusting what httpx trusts (certifi's bundle by
+    default, not the system's; a CA bundle file or folder when given)."""
+    if verify is True:
+        return ssl.create_default_context(cafile=certifi.where())
     if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     return verify
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 from pydantic import SecretStr
 
-from adapters.errors import ResponseTooLarge, RetryableError
+from adapters.errors import MisconfiguredError, ResponseTooLarge, RetryableError
 from adapters.http import AuthConfig, Limits, ReceiverHttp, Timeouts, TransportKind
 from tests.integration.adapters.receivers import run
 
@@ -84,15 +88,15 @@ def _app(seen: Seen) -> web.Application:
 
 
 @asynccontextmanager
-async def server() -> AsyncIterator[tuple[str, Seen]]:
+async def server(tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Seen]]:
     seen = Seen()
     runner = web.AppRunner(_app(seen))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}/api", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}/api", seen
     finally:
         seen.release.set()
         await runner.cleanup()
@@ -266,5 +270,57 @@ def test_an_unparsable_answer_is_retryable_and_keeps_the_secret_out(
             error = error.__cause__ or error.__context__
         assert len(texts) > 3  # the library's own exception is in the chain
         assert not [text for text in texts if SECRET in text]
+
+    scenario(body)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@ENGINES
+# httpx deprecates `verify=<CA file path>` (ReceiverConfig.verify hands it one); it still works.
+@pytest.mark.filterwarnings("ignore:`verify=<str>` is deprecated:DeprecationWarning")
+def test_tls_verifies_against_the_given_ca_or_not_at_all(
+    transport: TransportKind, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+
+    async def call(url: str, verify: str | bool) -> int:
+        http = ReceiverHttp(url, verify=verify, transport=transport)
+        try:
+            return (await http.request("GET", "/echo/tls")).status
+        finally:
+            await http.aclose()
+
+    async def body() -> None:
+        async with server(tls) as (url, seen):
+            assert await call(url, str(cert)) == 200
+            assert await call(url, False) == 200
+            # The default trusts certifi's public CAs, which did not sign this certificate.
+            if transport is TransportKind.AIOHTTP:
+                # httpx-aiohttp reports the rejection as httpx.ConnectTimeout.
+                with pytest.raises(RetryableError, match="ConnectTimeout") as caught:
+                    await call(url, True)
+                assert not caught.value.maybe_applied
+            else:
+                with pytest.raises(MisconfiguredError, match="TLS certificate rejected"):
+                    await call(url, True)
+            assert len(seen.requests) == 2
 
     scenario(body)
