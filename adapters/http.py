@@ -57,7 +57,10 @@ class TransportKind(enum.StrEnum):
 # own pool 93 req/s (12.7x): httpx's pool collapses under concurrency (encode/httpx #3215).
 # Then aiohttp called directly behind the same edge against httpx-aiohttp (5 rounds, load
 # average 7-8): client CPU 0.553 ms/request (0.536-0.577) vs 1.268 (1.070-1.373), 2.3x less;
-# 481 req/s median vs 328 (the receiver, on the same 2 cores, bounds req/s).
+# 481 req/s median vs 328 (the receiver, on the same 2 cores, bounds req/s). End to end
+# (`bench.peer --quick --baseline` of the httpx-aiohttp worker, 3 runs, load average 4.5-10):
+# worker CPU 3.34 / 4.22 / 5.64 ms/event vs 5.11 / 5.30 / 7.74 at 0 ms, 3.71 / 4.70 / 5.27
+# vs 4.03 / 6.54 / 6.19 at 20 ms; the receiver call 6.9-10.3 % of samples vs 16.6-17.5 %.
 DEFAULT_TRANSPORT = TransportKind.AIOHTTP_DIRECT
 
 
