@@ -17,6 +17,7 @@ from streams.avro.codec import Codecs, default_codecs
 from streams.core.breaker import Breakers
 from streams.core.retry import RetryPolicy
 from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
+from streams.kafka.writer import AsyncProducer
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
@@ -155,12 +156,26 @@ class Pipeline:
             codec=self.codecs["TenantConfigured"],
         )
         self.receivers = ReceiverPool(tuning.secrets_dir, Timeouts(read=tuning.receiver_timeout))
+        # What the worker writes goes through one librdkafka producer, not Faust's: a record
+        # not acknowledged within publish_timeout fails, and the Publisher stops the worker.
+        self.producer = AsyncProducer.of(
+            bootstrap,
+            settings.kafka,
+            {
+                "linger.ms": tuning.producer_linger_ms,
+                "message.timeout.ms": int(tuning.publish_timeout * 1000),
+            },
+        )
+
+        def written_topic(name: str) -> Any:
+            return self.producer.topic(names.name(name))
+
         self.publish = Publisher(
             self.codecs,
-            commands=raw_topic(names.commands_topic),
-            outcomes=raw_topic(names.outcomes_topic),
-            dead_letters=raw_topic(names.dlq_topic),
-            parked=raw_topic(names.parked_topic),
+            commands=written_topic(names.commands_topic),
+            outcomes=written_topic(names.outcomes_topic),
+            dead_letters=written_topic(names.dlq_topic),
+            parked=written_topic(names.parked_topic),
             links=self.links,
             metrics=self.metrics,
             timeout=tuning.publish_timeout,
@@ -248,6 +263,7 @@ class Pipeline:
         self.tenants.start()
         self.follower.start()
         self.command_follower.start()
+        self.producer.start()
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
         self.command_follower.wait_until_current(timeout)
@@ -306,14 +322,20 @@ class Pipeline:
             await asyncio.sleep(REPLAN_INTERVAL)
 
     async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        """Faust stopped consuming: cancel the lanes, then close every receiver client."""
+        """Faust stopped consuming: cancel the lanes, close every receiver client, then flush
+        and stop the producer (all within SHUTDOWN_TIMEOUT)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_TIMEOUT
         try:
-            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+            async with asyncio.timeout_at(deadline):
                 await self.sink.close()
                 await self.parked.close()
                 await self.receivers.aclose()
+                await self.producer.aclose(max(0.0, deadline - loop.time()))
         except TimeoutError:
-            log.warning("lanes and receiver clients not closed within %.0fs", SHUTDOWN_TIMEOUT)
+            log.warning(
+                "lanes, receiver clients and producer not closed within %.0fs", SHUTDOWN_TIMEOUT
+            )
 
     def _stop_fatally(self, exc: BaseException) -> None:
         """An outcome or dead letter cannot be written: end the process now, like a crash.
@@ -332,7 +354,9 @@ class Pipeline:
         os._exit(EXIT_CANNOT_PUBLISH)
 
     def close(self) -> None:
-        """Stop the reader threads, then close the link store (after the Faust worker ended)."""
+        """Stop the reader threads and the producer (if `_on_shutdown` did not), then close
+        the link store (after the Faust worker ended)."""
+        self.producer.stop(SHUTDOWN_TIMEOUT)
         self.follower.stop()
         self.command_follower.stop()
         self.tenants.stop()

@@ -133,14 +133,17 @@ class Publisher:
         headers: list[tuple[str, bytes | None]] | None = None,
     ) -> Any:
         """Send and wait for the broker's ack; while it fails (broker down, leader moving),
-        try again with backoff, and give up with `PublishError` after `timeout` seconds."""
+        try again with backoff, and give up with `PublishError` after `timeout` seconds (an
+        ack that does not come is not waited for past that either)."""
         started = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + self.timeout
         attempt = 0
         while True:
             attempt += 1
             try:
-                pending = await topic.send(key=key, value=data, headers=headers)
-                return await pending
+                async with asyncio.timeout_at(deadline):
+                    pending = await topic.send(key=key, value=data, headers=headers)
+                    return await pending
             except Exception as exc:
                 elapsed = time.monotonic() - started
                 delay = backoff_delay(attempt, base=0.2, cap=5.0)
