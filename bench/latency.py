@@ -36,6 +36,7 @@ from bench.parts import (
     FINAL,
     Change,
     change_of,
+    cpu_seconds,
     encoded_event,
     percentile,
     receiver_process,
@@ -72,12 +73,18 @@ def spread(values_ms: Sequence[float]) -> dict[str, float]:
 def step_summary(
     produced: dict[Change, float], commands: dict[Change, float], outcomes: dict[Change, float]
 ) -> dict[str, Any]:
-    """One step's latencies (ms): produce -> outcome, and its two halves at the command."""
-    changes = list(produced)
+    """One step's latencies (ms): produce -> outcome, its two halves at the command, and the
+    p50 of the step's first and last tenth of events (a queue building up shows as growth)."""
+    changes = sorted(produced, key=produced.__getitem__)
     whole = [1000 * (outcomes[c] - produced[c]) for c in changes]
+    tenth = max(1, len(whole) // 10)
     planner = [1000 * (commands[c] - produced[c]) for c in changes if c in commands]
     sink = [1000 * (outcomes[c] - commands[c]) for c in changes if c in commands]
-    out: dict[str, Any] = {"events": len(changes), "latency_ms": spread(whole)}
+    out: dict[str, Any] = {
+        "events": len(changes), "latency_ms": spread(whole),
+        "first_tenth_p50_ms": round(percentile(whole[:tenth], 50), 1),
+        "last_tenth_p50_ms": round(percentile(whole[-tenth:], 50), 1),
+    }  # fmt: skip
     if planner:
         out["to_command_ms"] = spread(planner)
         out["command_to_call_ms"] = spread(sink)
@@ -177,18 +184,21 @@ def main() -> None:
     bootstrap = resolve_bootstrap(settings, start=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     receiver = (*RECEIVER_ARGS, "--latency-ms", str(args.latency_ms))
-    max_rate, measured = args.max_rate, args.max_rate is None
+    max_rate, measured, backlog_cpu = args.max_rate, args.max_rate is None, None
     if max_rate is None:
         backlog = Backlog(bootstrap, settings, args.events, 4, prefix="max")
         with receiver_process(*receiver) as url:
-            max_rate = args.events / run_worker(backlog, url, 64, workdir, {})["seconds"]
-        print(json.dumps({"max_rate": round(max_rate, 1), "load_1m": os.getloadavg()[0]}))
+            drained = run_worker(backlog, url, 64, workdir, {})
+        max_rate = args.events / drained["seconds"]
+        backlog_cpu = round(1000 * drained["cpu_seconds"] / args.events, 3)
+        print(json.dumps({"max_rate": round(max_rate, 1), "cpu_ms_per_event": backlog_cpu,
+                          "load_1m": round(os.getloadavg()[0], 2)}))  # fmt: skip
     steps: list[dict[str, Any]] = []
     live = Backlog(bootstrap, settings, 0, 4, prefix="lat", produce=False)
     with receiver_process(*receiver) as url:
         live.serve(url)
         app_id = f"{live.topics.topic_prefix.rstrip('.')}-w"
-        with running_workers(bootstrap, live.topics, app_id, workdir, 64, {}) as _:
+        with running_workers(bootstrap, live.topics, app_id, workdir, 64, {}) as (worker,):
             stamps = Stamps(live)
             stamps.start()
             try:
@@ -196,14 +206,17 @@ def main() -> None:
                 stamps.wait(list(warm), time.time() + 600)
                 for n, fraction in enumerate(FRACTIONS):
                     rate = fraction * max_rate
-                    began = time.time()
+                    began, cpu = time.time(), cpu_seconds(worker.process.pid)
                     produced = paced(live, rate, args.seconds, f"S{n}")
                     sent_for = time.time() - began
                     stamps.wait(list(produced), time.time() + 600)
+                    used = cpu_seconds(worker.process.pid) - cpu
                     with stamps.lock:
                         step = step_summary(produced, stamps.commands, stamps.outcomes)
                     step.update(fraction=fraction, rate=round(rate, 1),
                                 produced_per_s=round(len(produced) / sent_for, 1),
+                                cpu_ms_per_event=round(1000 * used / len(produced), 3),
+                                cpu_share=round(used / (time.time() - began), 2),
                                 load_1m=round(os.getloadavg()[0], 2))  # fmt: skip
                     steps.append(step)
                     print(json.dumps(step), flush=True)
@@ -212,7 +225,8 @@ def main() -> None:
                 stamps.join()
     met = verdict(steps)
     print(
-        f"\nmax rate {max_rate:.1f} events/s ({'measured' if measured else 'given'}), "
+        f"\nmax rate {max_rate:.1f} events/s ({'measured' if measured else 'given'}"
+        f"{f', {backlog_cpu} CPU ms/event' if backlog_cpu else ''}), "
         f"receiver {args.latency_ms:g} ms, {args.seconds:g} s a step, {os.cpu_count()} cores"
     )
     print("\n".join(table(steps)))
@@ -222,16 +236,19 @@ def main() -> None:
     )
     print(json.dumps({
         "max_rate": round(max_rate, 1), "max_rate_measured": measured,
+        "max_rate_cpu_ms_per_event": backlog_cpu,
         "receiver_ms": args.latency_ms, "seconds": args.seconds, "cores": os.cpu_count(),
         "target_met": met, "steps": steps,
     }))  # fmt: skip
 
 
 def table(steps: Sequence[dict[str, Any]]) -> list[str]:
-    """Each step as a line: rate, produce -> call p50/p95/p99/max, and the two halves' p99."""
+    """Each step as a line: rate, produce -> call p50/p95/p99/max, the two halves' p99, the
+    p50 of the first and last tenth, the worker's CPU per event and share of a core."""
     lines = [
         f"{'step':>5} {'events/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'p99 ->cmd':>10} {'p99 cmd->call':>14} {'load':>5}"
+        f"{'p99 ->cmd':>10} {'p99 cmd->call':>14} {'p50 1st/last 10%':>17} {'cpu ms/ev':>9} "
+        f"{'cpu':>5} {'load':>5}"
     ]
     for s in steps:
         whole, plan, sink = (
@@ -242,7 +259,9 @@ def table(steps: Sequence[dict[str, Any]]) -> list[str]:
         lines.append(
             f"{s['fraction']:>5.0%} {s['produced_per_s']:>9} {whole['p50']:>8} {whole['p95']:>8} "
             f"{whole['p99']:>8} {whole['max']:>8} {plan.get('p99', '-'):>10} "
-            f"{sink.get('p99', '-'):>14} {s['load_1m']:>5}"
+            f"{sink.get('p99', '-'):>14} "
+            f"{s['first_tenth_p50_ms']:>8}/{s['last_tenth_p50_ms']:<8} "
+            f"{s['cpu_ms_per_event']:>9} {s['cpu_share']:>5} {s['load_1m']:>5}"
         )
     return lines
 

@@ -54,7 +54,7 @@ def drain(backlog: Backlog, workers: int, workdir: Path, in_flight: int) -> dict
 
 
 def commands_partitions(port: int) -> int:
-    """How many commands partitions a ready worker runs (its /ready answer says)."""
+    """How many commands and parked-commands partitions a ready worker runs (/ready says)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as answer:
         return int(json.load(answer)["partitions"])
 
@@ -70,13 +70,13 @@ def speedups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [
         f"{'workers':>7} {'events/s':>9} {'speed-up':>9} {'cpu ms/ev':>10} "
-        f"{'commands partitions each':>25} {'load':>5}"
+        f"{'cmd+parked partitions':>22} {'load':>5}"
     ]
     for r in rows:
         owned = "/".join(str(n) for n in r["owned"])
         lines.append(
             f"{r['workers']:>7} {r['events_per_s']:>9} {r['speedup'] or '-':>9} "
-            f"{r['cpu_ms_per_event']:>10} {owned:>25} {r['load_1m']:>5}"
+            f"{r['cpu_ms_per_event']:>10} {owned:>22} {r['load_1m']:>5}"
         )
     return lines
 

@@ -34,6 +34,17 @@ def test_a_step_is_split_at_the_command() -> None:
     assert step["command_to_call_ms"]["max"] == pytest.approx(250.0)
 
 
+def test_a_step_shows_whether_latency_grew_from_its_first_to_its_last_events() -> None:
+    produced = {("c", f"U{n}", 1): float(n) for n in range(20)}
+    # listed last-first: the tenths follow produce time, not insertion order
+    produced = dict(reversed(list(produced.items())))
+    outcomes = {c: at + (0.01 if at < 10 else 2.0) for c, at in produced.items()}
+    step = step_summary(produced, {}, outcomes)
+    assert step["first_tenth_p50_ms"] == pytest.approx(10.0)
+    assert step["last_tenth_p50_ms"] == pytest.approx(2000.0)
+    assert "to_command_ms" not in step
+
+
 def test_the_verdict_reads_the_half_rate_step() -> None:
     def step(fraction: float, p99: float) -> dict[str, object]:
         return {"fraction": fraction, "latency_ms": {"p99": p99}}
