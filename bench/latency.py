@@ -10,7 +10,9 @@ drain rate, the reference receiver in its own process.
   at a steady rate (a paced producer, `linger.ms` 0, each event stamped with the wall clock
   just before `produce`) for `--seconds`, then waits for all of the step's outcomes before
   the next step starts. A warm-up at the first step's rate (`--warmup` s: first connections,
-  first creates) comes before them and is not counted.
+  first creates) comes before them and is not counted; then the worker's CPU with no
+  traffic is measured for `--idle` s, so each step's CPU per event can be split into the
+  idle floor and the work above it (`busy`).
 - Latency: from that stamp to the broker timestamp of the change's first final outcome
   (the worker writes it right after the receiver answered), joined on (client, intouch_id,
   version). Split in two at the command's broker timestamp: produce -> command (fetch,
@@ -89,6 +91,20 @@ def step_summary(
         out["to_command_ms"] = spread(planner)
         out["command_to_call_ms"] = spread(sink)
     return out
+
+
+def idle_share(pid: int, seconds: float) -> float:
+    """The share of a core the worker uses with nothing to do, over `seconds`."""
+    if seconds <= 0:
+        return 0.0
+    began, cpu = time.monotonic(), cpu_seconds(pid)
+    time.sleep(seconds)  # a measuring window, not waiting for anything
+    return round((cpu_seconds(pid) - cpu) / (time.monotonic() - began), 3)
+
+
+def busy_ms(used: float, idle: float, span: float, events: int) -> float:
+    """CPU ms per event above what the worker would have used idle over `span`."""
+    return round(1000 * max(0.0, used - idle * span) / events, 3)
 
 
 def verdict(steps: Sequence[dict[str, Any]]) -> bool | None:
@@ -175,6 +191,7 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, help="Events/s; skips measuring it.")
     parser.add_argument("--seconds", type=float, default=60.0, help="Duration of each step.")
     parser.add_argument("--warmup", type=float, default=5.0, help="Seconds not counted.")
+    parser.add_argument("--idle", type=float, default=10.0, help="Seconds of idle CPU measured.")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="Receiver latency.")
     parser.add_argument("--quick", action="store_true", help="2,000 events, 15 s a step.")
     args = parser.parse_args()
@@ -204,6 +221,8 @@ def main() -> None:
             try:
                 warm = paced(live, FRACTIONS[0] * max_rate, args.warmup, "W")
                 stamps.wait(list(warm), time.time() + 600)
+                idle = idle_share(worker.process.pid, args.idle)
+                print(json.dumps({"idle_cpu_share": idle}), flush=True)
                 for n, fraction in enumerate(FRACTIONS):
                     rate = fraction * max_rate
                     began, cpu = time.time(), cpu_seconds(worker.process.pid)
@@ -217,6 +236,8 @@ def main() -> None:
                                 produced_per_s=round(len(produced) / sent_for, 1),
                                 cpu_ms_per_event=round(1000 * used / len(produced), 3),
                                 cpu_share=round(used / (time.time() - began), 2),
+                                busy_cpu_ms_per_event=busy_ms(used, idle, time.time() - began,
+                                                              len(produced)),
                                 load_1m=round(os.getloadavg()[0], 2))  # fmt: skip
                     steps.append(step)
                     print(json.dumps(step), flush=True)
@@ -244,10 +265,11 @@ def main() -> None:
 
 def table(steps: Sequence[dict[str, Any]]) -> list[str]:
     """Each step as a line: rate, produce -> call p50/p95/p99/max, the two halves' p99, the
-    p50 of the first and last tenth, the worker's CPU per event and share of a core."""
+    p50 of the first and last tenth, the worker's CPU per event (all / above idle) and its
+    share of a core."""
     lines = [
         f"{'step':>5} {'events/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'p99 ->cmd':>10} {'p99 cmd->call':>14} {'p50 1st/last 10%':>17} {'cpu ms/ev':>9} "
+        f"{'p99 ->cmd':>10} {'p99 cmd->call':>14} {'p50 1st/last 10%':>17} {'cpu/busy ms/ev':>15} "
         f"{'cpu':>5} {'load':>5}"
     ]
     for s in steps:
@@ -261,7 +283,8 @@ def table(steps: Sequence[dict[str, Any]]) -> list[str]:
             f"{whole['p99']:>8} {whole['max']:>8} {plan.get('p99', '-'):>10} "
             f"{sink.get('p99', '-'):>14} "
             f"{s['first_tenth_p50_ms']:>8}/{s['last_tenth_p50_ms']:<8} "
-            f"{s['cpu_ms_per_event']:>9} {s['cpu_share']:>5} {s['load_1m']:>5}"
+            f"{s['cpu_ms_per_event']:>7}/{s['busy_cpu_ms_per_event']:<7} {s['cpu_share']:>5} "
+            f"{s['load_1m']:>5}"
         )
     return lines
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency import schedule, spread, step_summary, verdict
+from bench.latency import busy_ms, schedule, spread, step_summary, verdict
 
 
 def test_schedule_spaces_events_evenly_over_the_duration() -> None:
@@ -52,3 +52,9 @@ def test_the_verdict_reads_the_half_rate_step() -> None:
     assert verdict([step(0.25, 50), step(0.5, 180), step(0.9, 900)]) is True
     assert verdict([step(0.25, 50), step(0.5, 201), step(0.9, 90)]) is False
     assert verdict([step(0.9, 90)]) is None
+
+
+def test_busy_cpu_is_what_is_left_above_the_idle_floor() -> None:
+    # 12 s of CPU over 60 s at an idle floor of 0.1 core: 6 s of work for 600 events
+    assert busy_ms(12.0, 0.1, 60.0, 600) == 10.0
+    assert busy_ms(1.0, 0.1, 60.0, 600) == 0.0  # never below nothing
