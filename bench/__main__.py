@@ -5,6 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-for module, *args in (("bench.transport",), ("bench.pipeline",), ("bench.peer", "--quick")):
+BENCHMARKS = (
+    ("bench.transport",),
+    ("bench.pipeline",),
+    ("bench.peer", "--quick"),
+    ("bench.stages", "--quick"),
+    ("bench.latency", "--quick"),
+    ("bench.scaleout", "--quick"),
+)
+for module, *args in BENCHMARKS:
     print(f"== {module}", flush=True)
     subprocess.run([sys.executable, "-m", module, *args], check=True)

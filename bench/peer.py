@@ -22,54 +22,46 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.parts import receiver_process, user_event
-from demo.worker import start_worker, stop_worker, worker_env
-from streams.avro.codec import Codecs, default_codecs
+from bench.parts import (
+    Change,
+    bench_tenant,
+    change_of,
+    cpu_seconds,
+    encoded_event,
+    outcome_times,
+    publish_tenants,
+    receiver_process,
+    running_workers,
+)
+from streams.avro.codec import default_codecs
 from streams.cli.common import resolve_bootstrap
-from streams.core.model import Status
 from streams.kafka import clients
-from streams.kafka.local import free_port
 from streams.kafka.topics import design_topics, ensure_topics
 from streams.settings import Settings, TopicSettings
-from streams.tenancy.publishing import publish_tenant
-from streams.tenancy.tenant import Connection, Tenant
 
 CLIENT, RECEIVER_CLIENT, CLUB, RECEIVER_CLUB = "bench", "R-bench", "7", "C7"
 #: The reference receiver the benchmark serves its one client from.
 RECEIVER_ARGS = ("--client", f"{RECEIVER_CLIENT}:{RECEIVER_CLUB}")
-#: Outcomes that end a change (an update answers SUCCEEDED, a create LINKED).
-FINAL = {Status.LINKED, Status.SUCCEEDED, Status.SKIPPED, Status.FAILED, Status.UNLINKED}
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, every thread, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def produce_backlog(bootstrap: str, settings: Settings, topic: str, events: int, per: int) -> None:
-    """`events` user changes: events/per users, `per` versions each, versions spread out."""
+def produce_backlog(
+    bootstrap: str, settings: Settings, topic: str, events: int, per: int,
+    tenants: Sequence[str] = (CLIENT,),
+) -> None:  # fmt: skip
+    """`events` user changes: events/per users over `tenants`, `per` versions each, versions
+    spread out."""
     codecs = default_codecs()
     producer = clients.producer(bootstrap, settings.kafka, {"linger.ms": 20})
-    users = max(1, events // per)
     for n in range(events):
-        intouch_id, version = f"U{n % users}", n // users + 1
-        key = {"client_id": CLIENT, "entity": "USER", "intouch_id": intouch_id}
-        producer.produce(
-            topic,
-            key=codecs["EntityKey"].encode(key),
-            value=codecs["UserChanged"].encode(user_event(CLIENT, CLUB, intouch_id, version)),
-        )
+        key, value = encoded_event(codecs, change_of(n, events, per, tenants), CLUB)
+        producer.produce(topic, key=key, value=value)
         producer.poll(0)
     producer.flush(60)
 
@@ -77,57 +69,61 @@ def produce_backlog(bootstrap: str, settings: Settings, topic: str, events: int,
 class Backlog:
     """One set of topics holding one backlog: the worker and the peer both consume it."""
 
-    def __init__(self, bootstrap: str, settings: Settings, events: int, per: int) -> None:
+    def __init__(
+        self, bootstrap: str, settings: Settings, events: int, per: int, *,
+        prefix: str = "peer", tenants: Sequence[str] = (CLIENT,), produce: bool = True,
+    ) -> None:  # fmt: skip
         self.bootstrap, self.settings, self.events = bootstrap, settings, events
+        self.per, self.tenants = per, tenants
         self.token = uuid.uuid4().hex[:8]
-        self.topics = TopicSettings(topic_prefix=f"peer-{self.token}.")
+        self.topics = TopicSettings(topic_prefix=f"{prefix}-{self.token}.")
         report = ensure_topics(bootstrap, settings.kafka, design_topics(self.topics))
         assert not report.mismatched
-        produce_backlog(bootstrap, settings, self.users, events, per)
+        if produce:
+            self.produce()
+
+    def produce(self) -> None:
+        produce_backlog(
+            self.bootstrap, self.settings, self.users, self.events, self.per, self.tenants
+        )
 
     @property
     def users(self) -> str:
         return self.topics.name(self.topics.users_topic)
 
+    @property
+    def outcomes(self) -> str:
+        return self.topics.name(self.topics.outcomes_topic)
+
+    def serve(self, url: str) -> None:
+        """Publish this backlog's tenants, each served by the receiver at `url`."""
+        tenants = [bench_tenant(c, f"R-{c}", CLUB, url) for c in self.tenants]
+        publish_tenants(self.bootstrap, self.settings, self.topics, tenants)
+
+    def settled(self, deadline: float, expected: int | None = None) -> dict[Change, float]:
+        """Each change's final outcome's time, once every one (or `expected`) has one."""
+        return outcome_times(
+            self.bootstrap, self.settings, self.outcomes, default_codecs(),
+            self.events if expected is None else expected, deadline,
+        )  # fmt: skip
+
 
 def run_worker(
     backlog: Backlog, url: str, in_flight: int, workdir: Path, extra: dict[str, str]
 ) -> dict[str, float]:
-    host = url.removeprefix("http://").split("/", 1)[0]
-    tenant = Tenant(
-        client_id=CLIENT, receiver_client_id=RECEIVER_CLIENT, adapter="reference",
-        clubs={CLUB: RECEIVER_CLUB},
-        connection=Connection(host=host, scheme="http", base_path="/api/v1"),
-    )  # fmt: skip
-    topics, settings = backlog.topics, backlog.settings
-    publish_tenant(backlog.bootstrap, settings.kafka, topics.name(topics.tenants_topic), tenant)
-    app_id = f"peer-{backlog.token}-{uuid.uuid4().hex[:4]}"
-    port = free_port()
-    env = worker_env(
-        bootstrap=backlog.bootstrap, topic_prefix=topics.topic_prefix, app_id=app_id,
-        data_dir=workdir / app_id, CONNECTOR_SINK_MAX_IN_FLIGHT=str(in_flight),
-        CONNECTOR_SINK_TENANT_MAX_IN_FLIGHT=str(in_flight), CONNECTOR_METRICS_PORT=str(port),
-        CONNECTOR_LAG_INTERVAL="0",
-    )  # fmt: skip
-    env.update(extra)
-    checkout = extra.get("PYTHONPATH")
-    process = start_worker(env, workdir / f"{app_id}.log", Path(checkout) if checkout else None)
-    try:
-        deadline = time.monotonic() + 180
-        while not ready(port):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"the worker did not get ready; see {workdir}/{app_id}.log")
-            time.sleep(0.05)
-        began, cpu = time.time(), cpu_seconds(process.pid)
-        with profiled(process.pid, workdir / f"{app_id}.stacks" if PY_SPY else None):
-            first, last = wait_outcomes(backlog, default_codecs(), began + 900)
+    """One worker drains `backlog` (already produced): ready -> its last final outcome."""
+    backlog.serve(url)
+    app_id = f"{backlog.topics.topic_prefix.rstrip('.')}-{uuid.uuid4().hex[:4]}"
+    topics = backlog.topics
+    with running_workers(backlog.bootstrap, topics, app_id, workdir, in_flight, extra) as (w,):
+        began, cpu = time.time(), cpu_seconds(w.process.pid)
+        with profiled(w.process.pid, workdir / f"{app_id}.stacks" if PY_SPY else None):
+            times = backlog.settled(began + 900).values()
         return {
-            "seconds": last - began,
-            "first_s": first - began,
-            "cpu_seconds": cpu_seconds(process.pid) - cpu,
+            "seconds": max(times) - began,
+            "first_s": min(times) - began,
+            "cpu_seconds": cpu_seconds(w.process.pid) - cpu,
         }
-    finally:
-        stop_worker(process)
 
 
 #: `py-spy` to sample the worker with while it drains the backlog (`--py-spy PATH`).
@@ -151,41 +147,6 @@ def profiled(pid: int, out: Path | None) -> Iterator[None]:
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=30)
         print(f"worker profile: {out}", flush=True)
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_outcomes(backlog: Backlog, codecs: Codecs, deadline: float) -> tuple[float, float]:
-    """Read the outcomes until every event has a final one; the first and last one's time."""
-    settings = backlog.settings
-    consumer = clients.consumer(
-        backlog.bootstrap, settings.kafka, f"bench-{uuid.uuid4().hex[:6]}",
-        {"auto.offset.reset": "earliest"},
-    )  # fmt: skip
-    consumer.subscribe([backlog.topics.name(backlog.topics.outcomes_topic)])
-    settled: set[tuple[str, int]] = set()
-    first, last = float("inf"), 0.0
-    try:
-        while len(settled) < backlog.events:
-            if time.time() > deadline:
-                raise SystemExit(f"{len(settled)} of {backlog.events} outcomes in time")
-            for message in consumer.consume(1000, 0.2):
-                if message.error():
-                    continue
-                row = codecs["Outcome"].decode(message.value())
-                if row["status"] in FINAL:
-                    settled.add((row["intouch_id"], row["version"]))
-                    at = message.timestamp()[1] / 1000
-                    first, last = min(first, at), max(last, at)
-    finally:
-        consumer.close()
-    return first, last
 
 
 def run_peer(backlog: Backlog, url: str, in_flight: int) -> dict[str, float]:
