@@ -22,7 +22,7 @@ from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
-from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.links import LinkFollower, LinkStore
 from streams.worker.metrics import BreakerCollector, LinkTableCollector, Metrics
 from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership
@@ -37,10 +37,10 @@ log = logging.getLogger(__name__)
 #: Longest a clean stop waits for the lanes and receiver clients to close.
 SHUTDOWN_TIMEOUT = 10.0
 
-#: Longest an assignment waits for the link state to catch up with the outcomes log.
+#: Longest an assignment waits for the link state to catch up with the links changelog.
 CATCH_UP_TIMEOUT = 120.0
 
-#: How often the reader threads (outcome follower, tenant directory) are checked.
+#: How often the reader threads (link follower, tenant directory) are checked.
 READER_CHECK_INTERVAL = 1.0
 
 #: Inbound changes planned together, their commands' acks awaited once (at most), and
@@ -141,12 +141,8 @@ class Pipeline:
             return self.app.topic(names.name(name), key_serializer="raw", value_serializer="raw")
 
         self.links = LinkStore(tuning.data_dir / settings.app_id)
-        self.follower = OutcomeFollower(
-            self.links,
-            bootstrap,
-            settings.kafka,
-            names.name(names.outcomes_topic),
-            self.codecs["Outcome"],
+        self.follower = LinkFollower(
+            self.links, bootstrap, settings.kafka, names.name(names.links_topic)
         )
         self.tenants = TenantDirectory(
             bootstrap,
@@ -159,6 +155,7 @@ class Pipeline:
             self.codecs,
             commands=raw_topic(names.commands_topic),
             outcomes=raw_topic(names.outcomes_topic),
+            link_changelog=raw_topic(names.links_topic),
             dead_letters=raw_topic(names.dlq_topic),
             parked=raw_topic(names.parked_topic),
             links=self.links,
@@ -244,7 +241,7 @@ class Pipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def prepare(self, timeout: float = 120.0) -> None:
-        """Load tenants and rebuild links from the outcomes log before any agent runs."""
+        """Load tenants and rebuild links from the links changelog before any agent runs."""
         self.tenants.start()
         self.follower.start()
         self.command_follower.start()
@@ -266,7 +263,7 @@ class Pipeline:
         if not self.tenants.alive():
             reasons.append("the tenant directory stopped reading")
         if not self.follower.alive():
-            reasons.append("the outcome follower stopped reading")
+            reasons.append("the link follower stopped reading")
         if not self.command_follower.alive():
             reasons.append("the command follower stopped reading")
         if not self.ownership.is_open:
@@ -288,7 +285,7 @@ class Pipeline:
     async def _check_readers(self) -> None:
         """A dead reader thread means stale links or tenants: stop rather than act on them."""
         for name, reader in (
-            ("outcome follower", self.follower),
+            ("link follower", self.follower),
             ("command follower", self.command_follower),
             ("tenant directory", self.tenants),
         ):

@@ -76,6 +76,7 @@ class Publisher:
         *,
         commands: Any,
         outcomes: Any,
+        link_changelog: Any,
         dead_letters: Any,
         parked: Any,
         links: LinkStore,
@@ -86,6 +87,7 @@ class Publisher:
         self.timeout = timeout
         self._commands = commands
         self._outcomes = outcomes
+        self._link_changelog = link_changelog
         self._dead_letters = dead_letters
         self._parked = parked
         self.links = links
@@ -131,15 +133,19 @@ class Publisher:
         subject: str,
         data: bytes | None,
         headers: list[tuple[str, bytes | None]] | None = None,
+        partition: int | None = None,
     ) -> Any:
-        """Send and wait for the broker's ack; while it fails (broker down, leader moving),
-        try again with backoff, and give up with `PublishError` after `timeout` seconds."""
+        """Send (to `partition`, or the key's) and wait for the broker's ack; while it fails
+        (broker down, leader moving), try again with backoff, and give up with `PublishError`
+        after `timeout` seconds."""
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                pending = await topic.send(key=key, value=data, headers=headers)
+                pending = await topic.send(
+                    key=key, value=data, headers=headers, partition=partition
+                )
                 return await pending
             except Exception as exc:
                 elapsed = time.monotonic() - started
@@ -200,7 +206,10 @@ class Publisher:
         message: str | None = None,
         attempts: int = 1,
     ) -> None:
-        """Publish an outcome, wait for the broker, and apply it to the link table at once."""
+        """Publish an outcome, wait for the broker, apply it to the link table at once, and
+        write the row it changed to the links changelog (on the outcome's partition), waiting
+        for that ack too: the caller goes on (calls a receiver after a pending marker, or
+        acknowledges the command) only once both are durable. See `LinkFollower`."""
         entity = entity_of(command)
         record = {
             "outcome_id": str(uuid.uuid4()),
@@ -221,7 +230,13 @@ class Publisher:
             "replay_id": command.get("replay_id"),
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
-        self.links.apply_own(record, (metadata.partition, metadata.offset))
+        row = self.links.apply_own(record, (metadata.partition, metadata.offset))
+        if row is not None:
+            key, value = row
+            written = await self._send_bytes(
+                self._link_changelog, key.encode(), "link row", value, partition=metadata.partition
+            )
+            self.links.mark_own((written.partition, written.offset))
         self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
 
     async def dead_letter(

@@ -17,7 +17,7 @@ from streams.avro.codec import AvroCodec
 from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.links import LinkFollower, LinkStore
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class UserStates:
             self._db["__command_offsets"] = json.dumps(dict(offsets)).encode()
 
 
-class CommandFollower(OutcomeFollower):
+class CommandFollower(LinkFollower):
     """Reads every partition of the commands topic into the user states, from where it stopped.
 
     After a user's state changed, `on_user` is told when a reference it carries differs from
@@ -147,11 +147,12 @@ class CommandFollower(OutcomeFollower):
         codec: AvroCodec,
         on_user: Callable[[str, str], None],
     ) -> None:
-        super().__init__(links, bootstrap, kafka, topic, codec)
+        super().__init__(links, bootstrap, kafka, topic)
+        self.codec = codec
         self.states = states
         self.on_user = on_user
 
-    def _take(self, value: bytes | None, position: tuple[int, int]) -> None:
+    def _take(self, key: bytes | None, value: bytes | None, position: tuple[int, int]) -> None:
         try:
             command = self.codec.decode(value)
         except RecordDecodeError as exc:
