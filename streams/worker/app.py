@@ -167,7 +167,7 @@ class Pipeline:
         )
         self.planner = Planner(context)
         self.states = UserStates(tuning.data_dir / settings.app_id, self.codecs["Command"])
-        commands_topic = names.name(names.commands_topic)
+        self.commands_topic = commands_topic = names.name(names.commands_topic)
         self.replanner = Replanner(
             context,
             self.states,
@@ -175,6 +175,7 @@ class Pipeline:
             is_open=lambda: self.ownership.is_open,
         )
         self.links.on_reference_change = self.replanner.reference_changed
+        self.links.on_state = self.states.keep
         self.command_follower = CommandFollower(
             self.states,
             self.links,
@@ -183,6 +184,7 @@ class Pipeline:
             commands_topic,
             self.codecs["Command"],
             on_user=self.replanner.user_outdated,
+            group_id=settings.app_id,
         )
         self.executor = Executor(
             context,
@@ -255,7 +257,7 @@ class Pipeline:
         moved, or before a crash, is planned by this worker now)."""
         self.follower.wait_until_current(CATCH_UP_TIMEOUT)
         self.command_follower.wait_until_current(CATCH_UP_TIMEOUT)
-        self.replanner.check_all()
+        self.replanner.check_all(self.ownership.partitions(self.commands_topic))
 
     def readiness(self) -> Readiness:
         """What `/ready` answers: readers alive, an assignment held, link state current."""

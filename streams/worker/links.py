@@ -64,14 +64,20 @@ _ROW_PREFIXES = frozenset(f"{prefix}/" for prefix in _PREFIX.values())
 
 
 def fold(
-    row: Mapping[str, Any], outcome: Mapping[str, Any], position: tuple[int, int]
+    row: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    position: tuple[int, int],
+    state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The row after folding in the outcome at (outcomes partition, offset); None when the
-    row holds that outcome or a later one already. The row keeps that `position`."""
+    row holds that outcome or a later one already. The row keeps that `position`, and of a
+    user, the latest `state` (the command run, see `references.state_of`) it was given."""
     if tuple(row.get("position", (-1, -1))) >= position:
         return None
     new = dict(row)
     new["position"] = list(position)
+    if state is not None and _latest(state) > _latest(row.get("state")):
+        new["state"] = dict(state)
     status = outcome["status"]
     parked = new.get("parked", [])
     if status == Status.PARKED and outcome["command_id"] not in parked:
@@ -105,6 +111,10 @@ def fold(
     return new
 
 
+def _latest(state: Mapping[str, Any] | None) -> tuple[int, ...]:
+    return tuple(state["latest"]) if state else (-1, -1, -1)
+
+
 class LinkStore:
     """Users, staff and lead-source links per client, one row per entity.
 
@@ -129,6 +139,8 @@ class LinkStore:
         #: Told (entity, client, InTouch ID) after a staff or lead-source link got another
         #: receiver ID (or none): the users referencing it are planned again.
         self.on_reference_change: Callable[[str, str, str], None] | None = None
+        #: Told the user state a row taken from the changelog carries (see `fold`).
+        self.on_state: Callable[[Mapping[str, Any]], object] | None = None
         #: Offsets, per outcomes partition, of outcomes this worker wrote and applied itself:
         #: the follower need not decode and apply them again.
         self._own: dict[int, list[int]] = {}
@@ -196,11 +208,14 @@ class LinkStore:
         )
 
     def apply_own(
-        self, outcome: Mapping[str, Any], position: tuple[int, int]
+        self,
+        outcome: Mapping[str, Any],
+        position: tuple[int, int],
+        state: Mapping[str, Any] | None = None,
     ) -> tuple[str, bytes] | None:
         """`apply` an outcome this worker wrote; return the changed row (store key, value) for
         the changelog, or None when the store held this outcome or a later one already."""
-        return self.apply(outcome, position)
+        return self.apply(outcome, position, state)
 
     def mark_own(self, position: tuple[int, int]) -> None:
         """The changelog row at `position` was written (and applied) here: the follower skips
@@ -222,12 +237,15 @@ class LinkStore:
         return False
 
     def apply(
-        self, outcome: Mapping[str, Any], position: tuple[int, int]
+        self,
+        outcome: Mapping[str, Any],
+        position: tuple[int, int],
+        state: Mapping[str, Any] | None = None,
     ) -> tuple[str, bytes] | None:
         """Fold one outcome at (outcomes partition, offset) into its row unless a later one
         was folded in already; return the new row (store key, value) or None."""
         key = _key(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
-        return self._store(key, lambda old: fold(old, outcome, position))
+        return self._store(key, lambda old: fold(old, outcome, position, state))
 
     def store_row(self, key: str, value: bytes) -> bool:
         """Keep a changelog row unless the stored one folded in its outcome or a later one
@@ -240,7 +258,11 @@ class LinkStore:
         def newer(old: Mapping[str, Any]) -> dict[str, Any] | None:
             return row if tuple(old.get("position", (-1, -1))) < position else None
 
-        return self._store(key, newer, value) is not None
+        if self._store(key, newer, value) is None:
+            return False
+        if row.get("state") and self.on_state is not None:
+            self.on_state(row["state"])
+        return True
 
     def _store(
         self,

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from streams.core.retry import backoff_delay
 from streams.exceptions import PublishError, RecordDecodeError
 from streams.worker.links import LinkStore
 from streams.worker.metrics import UNKNOWN_CLIENT, Metrics
+from streams.worker.references import USER_KINDS, state_of
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ PARKED_AT_HEADER = "connector-parked-at"
 PARKED_REASON_HEADER = "connector-parked-reason"
 #: The most of an original value a dead letter keeps: the record must fit Kafka's 1 MB default.
 MAX_KEPT_VALUE_BYTES = 256 * 1024
+
+#: The command record the current task runs (the executor sets it): the row of a user
+#: command's outcome carries that command as the user's state (`references.state_of`).
+RUNNING: ContextVar[Source | None] = ContextVar("running_command", default=None)
 
 #: A record's headers as the worker sends them.
 Headers = list[tuple[str, bytes | None]] | None
@@ -230,7 +236,10 @@ class Publisher:
             "replay_id": command.get("replay_id"),
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
-        row = self.links.apply_own(record, (metadata.partition, metadata.offset))
+        source, state = RUNNING.get(), None
+        if source and source.value and command.get("kind") in USER_KINDS and command.get("user"):
+            state = state_of(source.value, command, (source.partition, source.offset))
+        row = self.links.apply_own(record, (metadata.partition, metadata.offset), state)
         if row is not None:
             key, value = row
             written = await self._send_bytes(

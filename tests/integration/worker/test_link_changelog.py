@@ -16,10 +16,12 @@ from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from adapters.reference import ReceiverMode
 from demo.worker import stop_worker
+from streams.avro.codec import default_codecs
 from streams.core.model import Status
 from streams.kafka.local import free_port
 from streams.kafka.reader import read_to_end
 from streams.worker.links import LinkStore
+from streams.worker.references import UserStates
 from tests.integration.harness import (
     Pipeline,
     lead_source_event,
@@ -52,6 +54,33 @@ def store_items(path: Path) -> dict[str, Any]:
             }
     finally:
         store.close()
+
+
+def without_state(row: Any) -> Any:
+    return {k: v for k, v in row.items() if k != "state"} if isinstance(row, dict) else row
+
+
+def user_states(path: Path) -> dict[str, Any]:
+    """Every user state and index entry (not where the command follower stopped)."""
+    states = UserStates(path, default_codecs()["Command"])
+    try:
+        with states._lock:
+            return {k: v for k, v in states._db.items() if not k.startswith("__")}
+    finally:
+        states.close()
+
+
+def truncate(p: Pipeline, base: str) -> int:
+    """Delete every record of a topic (as retention would); return how many there were."""
+    topic = p.topic(base)
+    records = list(read_to_end(p.bootstrap, p.kafka, [topic]))
+    admin = AdminClient({"bootstrap.servers": p.bootstrap})
+    parts = {m.partition() for m in records}
+    futures = admin.delete_records([TopicPartition(topic, n, OFFSET_END) for n in parts])
+    for future in futures.values():
+        future.result(timeout=30)
+    assert list(read_to_end(p.bootstrap, p.kafka, [topic])) == []
+    return len(records)
 
 
 def outcome_of(command_id: str, intouch_id: str, status: Status, **more: Any) -> dict[str, Any]:
@@ -125,8 +154,19 @@ def test_a_worker_with_an_empty_data_dir_rebuilds_the_links_without_the_outcomes
         # A create whose pending marker is the entity's last word.
         write_outcome(p, outcome_of("c-7299", "7299", Status.PENDING_CREATE), with_row=True)
         wait_for("the worker to be ready", lambda: ready(port))
+        commands = list(read_to_end(p.bootstrap, p.kafka, [p.topic(p.topics.commands_topic)]))
+        ends: dict[int, int] = {}
+        for message in commands:
+            ends[message.partition()] = message.offset() + 1
+        wait_for(
+            "every command to be committed",
+            lambda: p.committed(p.topics.commands_topic) == ends,
+        )
         p.stop_worker()
         first = store_items(tmp_path / "data" / p.app_id)
+        states = user_states(tmp_path / "data" / p.app_id)
+        assert sum(k.startswith("v/") for k in states) == len(users)
+        assert sum(k.startswith("p/") for k in states) == len(users)  # all name an owner
 
         # The old way: every outcome folded in, from the start of the outcomes topic.
         outcomes = list(read_to_end(p.bootstrap, p.kafka, [p.topic(p.topics.outcomes_topic)]))
@@ -140,20 +180,18 @@ def test_a_worker_with_an_empty_data_dir_rebuilds_the_links_without_the_outcomes
         assert expected["u/rows/7299"]["pending"]["call"] == "create"
         assert expected["s/rows/3201"]["receiver_id"] == "9202"
         assert sum(k.startswith("r/") for k in expected) == len(users)
-        assert first == expected
+        # The same rows, but for the user states rows carry (outcomes do not).
+        assert all("state" in first[f"u/{CLIENT}/{user}"] for user in users)
+        assert {k: without_state(v) for k, v in first.items()} == expected
 
-        # No outcome left to read: the new worker has only the changelog.
-        admin = AdminClient({"bootstrap.servers": p.bootstrap})
-        topic = p.topic(p.topics.outcomes_topic)
-        parts = {m.partition() for m in outcomes}
-        futures = admin.delete_records([TopicPartition(topic, n, OFFSET_END) for n in parts])
-        for future in futures.values():
-            future.result(timeout=30)
-        assert list(read_to_end(p.bootstrap, p.kafka, [topic])) == []
+        # No outcome and no command left to read: the new worker has only the changelog.
+        assert truncate(p, p.topics.outcomes_topic) == len(outcomes)
+        assert truncate(p, p.topics.commands_topic) == len(commands)
         (fresh,) = p.start_more_workers(1)
         wait_for("the fresh worker to be ready", lambda: ready(port), timeout=120)
         stop_worker(fresh)
-        assert store_items(tmp_path / "worker-1" / p.app_id) == expected
+        assert store_items(tmp_path / "worker-1" / p.app_id) == first
+        assert user_states(tmp_path / "worker-1" / p.app_id) == states
 
 
 def test_an_outcome_whose_row_was_never_written_is_run_again_without_a_second_create(
