@@ -21,14 +21,14 @@ class TopicSpec:
     purpose: str = ""
 
 
-#: The links changelog keeps the latest row per entity. Segments roll at 32 MiB or after an
+#: The links changelog keeps the latest row per entity. Segments roll at 8 MiB or after an
 #: hour (only rolled segments are compacted), so a worker rebuilding reads about one row per
 #: entity plus at most the dirty part the cleaner has not reached (min.cleanable.dirty.ratio
 #: stays at Kafka's 0.5: at worst twice the compacted size).
 LINKS_CONFIG = {
     "cleanup.policy": "compact",
     "min.compaction.lag.ms": "0",
-    "segment.bytes": str(32 * 1024 * 1024),
+    "segment.bytes": str(8 * 1024 * 1024),
     "segment.ms": str(3600 * 1000),
 }
 
