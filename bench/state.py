@@ -339,18 +339,20 @@ def load_average() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 links; growth at 20,000.")
-    parser.add_argument("--links", type=int, help="Links of the main run (a worker starts).")
+    parser.add_argument("--links", type=int, help="Links of the main run (0: none).")
     parser.add_argument("--growth-links", type=int, help="Links of the history runs.")
     parser.add_argument("--history", type=int, nargs="+", default=[1, 4, 16])
     args = parser.parse_args()
-    links = args.links or (100_000 if args.quick else 1_000_000)
+    links = (100_000 if args.quick else 1_000_000) if args.links is None else args.links
     growth = args.growth_links or (20_000 if args.quick else 50_000)
     settle = 5.0 if args.quick else 15.0
     settings = Settings()
     bootstrap = resolve_bootstrap(settings, start=True)
     broker_data = LocalKafka(settings.local_kafka).data_dir
     load = {"before": load_average()}
-    main_run = scenario(bootstrap, settings, broker_data, links, 1, worker=True, settle=settle)
+    main_runs = [] if links == 0 else [
+        scenario(bootstrap, settings, broker_data, links, 1, worker=True, settle=settle)
+    ]  # fmt: skip
     load["main"] = load_average()
     runs = [
         scenario(bootstrap, settings, broker_data, growth, h, worker=True, settle=settle)
@@ -361,7 +363,7 @@ def main() -> None:
     print("| links | history | changelog records | ready s | RSS peak/settled MB | "
           "lookup p50/p99 us | rebuild from changelog s | from outcomes s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for run in [main_run, *runs]:
+    for run in [*main_runs, *runs]:
         print(
             f"| {run['links']:,} | {run['history']} | {run['changelog_records']:,} | "
             f"{run['loaded_s']} | {run['ready_s']} | "
@@ -370,7 +372,7 @@ def main() -> None:
             f"{run['outcomes_rebuild_s']} |"
         )
     print(f"load average (1/5/15 min): {load}")
-    print(json.dumps({"main": main_run, "growth": runs, "load": load}))
+    print(json.dumps({"main": main_runs[0] if main_runs else None, "growth": runs, "load": load}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +308,23 @@ class LinkStore:
                     new, client_id, owner.decode(), intouch_id,
                 )  # fmt: skip
             self._db[owner_key] = intouch_id.encode()
+
+    def rows(self) -> Iterator[tuple[str, bytes]]:
+        """Every row (users, staff, lead sources) as (store key, value), a thousand at a time."""
+        start: str = ""
+        while True:
+            with self._lock:
+                batch = []
+                for key, value in self._db.items(from_key=start):
+                    batch.append((key, value))
+                    if len(batch) == 1000:
+                        break
+            for key, value in batch:
+                if isinstance(key, str) and key[:2] in _ROW_PREFIXES:
+                    yield key, value
+            if len(batch) < 1000:
+                return
+            start = str(batch[-1][0]) + "\x00"  # the next key after the last one read
 
     def offsets(self) -> dict[int, int]:
         """Next changelog offset to read per partition."""

@@ -139,6 +139,16 @@ class UserStates:
             return None
         return UserState(self._codec.decode(raw), int(json.loads(meta)["partition"]))
 
+    def state(self, client_id: str, intouch_id: str) -> dict[str, Any] | None:
+        """The user's latest state as `state_of` gives it (what a link row carries)."""
+        with self._lock:
+            raw = self._db.get(_command_key(client_id, intouch_id))
+            meta = self._db.get(_state_key(client_id, intouch_id))
+        if raw is None or meta is None:
+            return None
+        _, partition, offset = json.loads(meta)["latest"]
+        return state_of(raw, self._codec.decode(raw), (partition, offset))
+
     def apply(self, raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Keep `command` (read at (partition, offset)) when it is the user's latest."""
         return self.keep(state_of(raw, command, position))

@@ -20,10 +20,12 @@ from streams.avro.codec import default_codecs
 from streams.core.model import Status
 from streams.kafka.local import free_port
 from streams.kafka.reader import read_to_end
+from streams.kafka.topics import delete_topics, design_topics, ensure_topics
 from streams.worker.links import LinkStore
 from streams.worker.references import UserStates
 from tests.integration.harness import (
     Pipeline,
+    connector,
     lead_source_event,
     records_of,
     running_pipeline,
@@ -222,3 +224,52 @@ def test_an_outcome_whose_row_was_never_written_is_run_again_without_a_second_cr
         assert len(records_of(p, CLIENT, externalId="7301")) == 1
         calls = p.calls(CLIENT)
         assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
+
+
+def test_a_deployment_from_before_the_changelog_is_backfilled_before_a_worker_starts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    with running_pipeline(kafka_bootstrap, tmp_path, CONNECTOR_METRICS_PORT=str(port)) as p:
+        p.add_receiver(CLIENT, ReceiverMode.FULL)
+        p.seed_staff(CLIENT, "9201", "eve@club.com", "Eve Staff")
+        p.start_worker()
+        p.send("StaffChanged", staff_event(CLIENT, "3201", 1, email="eve@club.com"))
+        p.wait_outcome(CLIENT, "3201", 1)
+        users = [str(7401 + n) for n in range(4)]
+        for version in (1, 2):
+            for user in users:
+                p.send("UserChanged", user_event(CLIENT, user, version, staff_owner_id="3201"))
+        for user in users:
+            p.wait_outcome(CLIENT, user, 2)
+        p.stop_worker()
+        # Links only in the outcomes, as before the changelog existed (a compacted topic
+        # takes no DeleteRecords: it is made again, empty).
+        name = p.topic(p.topics.links_topic)
+        assert delete_topics(p.bootstrap, p.kafka, [name]) == [name]
+        admin = AdminClient({"bootstrap.servers": p.bootstrap})
+        wait_for("the changelog to go", lambda: name not in admin.list_topics(timeout=10).topics)
+        ensure_topics(p.bootstrap, p.kafka, design_topics(p.topics))
+        refused = connector(p.env("refused"), "worker", timeout=120)
+        assert refused.returncode != 0 and "connector links backfill" in refused.stderr
+        assert not (tmp_path / "refused").exists()  # refused before any state was made
+        filled = connector(p.env(), "links", "backfill", timeout=300)
+        assert filled.returncode == 0, filled.stderr
+        again = connector(p.env(), "links", "backfill", timeout=120)
+        assert again.returncode != 0 and "rows already" in again.stderr
+
+        folded = LinkStore(tmp_path / "folded")
+        for message in read_to_end(p.bootstrap, p.kafka, [p.topic(p.topics.outcomes_topic)]):
+            outcome = p.codecs["Outcome"].decode(message.value())
+            folded.apply(outcome, (message.partition(), message.offset()))
+        folded.close()
+        (fresh,) = p.start_more_workers(1)
+        wait_for("the fresh worker to be ready", lambda: ready(port), timeout=120)
+        stop_worker(fresh)
+        rebuilt = store_items(tmp_path / "worker-1" / p.app_id)
+        assert {k: without_state(v) for k, v in rebuilt.items()} == store_items(tmp_path / "folded")
+        states = user_states(tmp_path / "worker-1" / p.app_id)
+        assert {k for k in states if k.startswith("p/")} == {
+            f"p/{rebuilt[f'u/{CLIENT}/{u}']['state']['latest'][1]}/{CLIENT}/{u}" for u in users
+        }
+        assert states == user_states(tmp_path / "data" / p.app_id)
