@@ -311,9 +311,15 @@ def scenario(
         result.update(wait_compacted(broker_data, links_topic, history, limit=600))
         result["changelog_records"] = count_records(bootstrap, settings, links_topic)
         if worker:
-            result.update(start_ready(bootstrap, topics, workdir, settle))
+            try:
+                result.update(start_ready(bootstrap, topics, workdir, settle))
+            except RuntimeError as exc:  # the other figures still say something
+                result.update(loaded_s=None, ready_s=None, rss_peak_mb=None, rss_settled_mb=None)
+                result["worker_error"] = str(exc)[-300:]
+                print(f"worker failed: {exc}", flush=True)
             app = f"app-{topics.topic_prefix.strip('.')}"
-            result.update(lookups(workdir / "data" / app, links))
+            if (workdir / "data" / app / "links").exists():
+                result.update(lookups(workdir / "data" / app, links))
         print("rebuilding in-process from the changelog and from the outcomes ...", flush=True)
         result["changelog_rebuild_s"] = round(
             rebuild_from_changelog(bootstrap, settings, links_topic, workdir / "new"), 1
@@ -368,7 +374,8 @@ def main() -> None:
             f"| {run['links']:,} | {run['history']} | {run['changelog_records']:,} | "
             f"{run['loaded_s']} | {run['ready_s']} | "
             f"{run['rss_peak_mb']}/{run['rss_settled_mb']} | "
-            f"{run['lookup_p50_us']}/{run['lookup_p99_us']} | {run['changelog_rebuild_s']} | "
+            f"{run.get('lookup_p50_us')}/{run.get('lookup_p99_us')} | "
+            f"{run['changelog_rebuild_s']} | "
             f"{run['outcomes_rebuild_s']} |"
         )
     print(f"load average (1/5/15 min): {load}")

@@ -167,6 +167,8 @@ class Pipeline:
         )
         self.planner = Planner(context)
         self.states = UserStates(tuning.data_dir / settings.app_id, self.codecs["Command"])
+        if self.links.rebuilding:
+            self.states.rebuild()
         self.commands_topic = commands_topic = names.name(names.commands_topic)
         self.replanner = Replanner(
             context,
@@ -250,6 +252,8 @@ class Pipeline:
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
         self.command_follower.wait_until_current(timeout)
+        self.states.rebuilt()  # then the links: a crash in between rebuilds both again
+        self.links.rebuilt()
 
     def _catch_up(self) -> None:
         """Before an assignment runs: links and user states current, then every user of the

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteOptions
 
 from streams.avro.codec import AvroCodec
 from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore
+from streams.worker.links import LinkFollower, LinkStore, without_wal
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,28 @@ class UserStates:
 
     def __init__(self, path: Path, codec: AvroCodec) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path / "users"))
+        self._path = str(path / "users")
+        self._db = Rdict(self._path)
         self._codec = codec
         self._lock = threading.Lock()
         if self._db.get(_INDEXED) is None:
             self._index_partitions()
+
+    def rebuild(self) -> None:
+        """Start empty, without the write-ahead log until `rebuilt` (the link store is being
+        rebuilt: the states come with its rows)."""
+        with self._lock:
+            self._db.close()
+            Rdict.destroy(self._path)
+            self._db = Rdict(self._path)
+            self._db[_INDEXED] = b"1"
+            self._db.set_write_options(without_wal())
+
+    def rebuilt(self) -> None:
+        """Made durable; writes go through the write-ahead log again."""
+        with self._lock:
+            self._db.flush()
+            self._db.set_write_options(WriteOptions())
 
     def _index_partitions(self) -> None:
         """Write the partition index of a store kept before it existed (once)."""

@@ -177,6 +177,7 @@ def test_a_worker_with_an_empty_data_dir_rebuilds_the_links_without_the_outcomes
         for message in outcomes:
             outcome = p.codecs["Outcome"].decode(message.value())
             folded.apply(outcome, (message.partition(), message.offset()))
+        folded.rebuilt()  # kept when opened again
         folded.close()
         expected = store_items(tmp_path / "folded")
         assert expected["u/rows/7299"]["pending"]["call"] == "create"
@@ -262,6 +263,7 @@ def test_a_deployment_from_before_the_changelog_is_backfilled_before_a_worker_st
         for message in read_to_end(p.bootstrap, p.kafka, [p.topic(p.topics.outcomes_topic)]):
             outcome = p.codecs["Outcome"].decode(message.value())
             folded.apply(outcome, (message.partition(), message.offset()))
+        folded.rebuilt()  # kept when opened again
         folded.close()
         (fresh,) = p.start_more_workers(1)
         wait_for("the fresh worker to be ready", lambda: ready(port), timeout=120)
