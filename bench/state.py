@@ -366,9 +366,10 @@ def main() -> None:
     ]
     load["growth"] = load_average()
     print()
-    print("| links | history | changelog records | ready s | RSS peak/settled MB | "
-          "lookup p50/p99 us | rebuild from changelog s | from outcomes s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("| links | history | changelog records | state loaded s | ready s | "
+          "RSS peak/settled MB | lookup p50/p99 us | rebuild from changelog s | "
+          "from outcomes s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in [*main_runs, *runs]:
         print(
             f"| {run['links']:,} | {run['history']} | {run['changelog_records']:,} | "
