@@ -101,6 +101,7 @@ class TopicSettings(BaseSettings):
     parked_topic: str = "connector.parked.v1"
     replay_topic: str = "connector.replay.v1"
     tenants_topic: str = "connector.tenants.v1"
+    links_topic: str = "connector.links.v1"
     inbound_partitions: int = Field(default=6, ge=1)
     commands_partitions: int = Field(default=6, ge=1)
     outcomes_partitions: int = Field(default=6, ge=1)

@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "lag": "streams.cli.lag:lag",
     "replay": "streams.cli.replay:replay",
     "dlq": "streams.cli.dlq:dlq",
+    "links": "streams.cli.links:links",
 }
 
 

@@ -42,6 +42,7 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
 
     from streams.kafka.topics import design_topics, ensure_topics
     from streams.worker.app import Pipeline
+    from streams.worker.backfill import changelog_missing
 
     result = until_kafka_answers(
         lambda: ensure_topics(bootstrap, settings.kafka, design_topics(settings.topics)),
@@ -49,6 +50,11 @@ def run_worker(settings: Settings, bootstrap: str, loglevel: str = "info") -> No
     )
     if result.mismatched:
         raise TopicMismatchError("; ".join(result.mismatched))
+    if changelog_missing(bootstrap, settings.kafka, settings.topics):
+        raise ConnectorError(
+            f"{settings.topics.name(settings.topics.links_topic)} is empty while outcomes "
+            "exist: links would be lost. Run `connector links backfill` once (workers stopped)"
+        )
     pipeline = Pipeline(settings, bootstrap)
     tuning = settings.pipeline
     closers: list[Callable[[], None]] = []

@@ -21,6 +21,18 @@ class TopicSpec:
     purpose: str = ""
 
 
+#: The links changelog keeps the latest row per entity. Segments roll at 8 MiB or after an
+#: hour (only rolled segments are compacted), so a worker rebuilding reads about one row per
+#: entity plus at most the dirty part the cleaner has not reached (min.cleanable.dirty.ratio
+#: stays at Kafka's 0.5: at worst twice the compacted size).
+LINKS_CONFIG = {
+    "cleanup.policy": "compact",
+    "min.compaction.lag.ms": "0",
+    "segment.bytes": str(8 * 1024 * 1024),
+    "segment.ms": str(3600 * 1000),
+}
+
+
 def design_topics(topics: TopicSettings) -> list[TopicSpec]:
     """Every topic the connector reads or writes (Faust's own changelogs excluded)."""
     rf = topics.replication_factor
@@ -73,7 +85,14 @@ def design_topics(topics: TopicSettings) -> list[TopicSpec]:
             topics.outcomes_partitions,
             rf,
             {"cleanup.policy": "delete", "retention.ms": "-1"},
-            "outcomes; link tables are rebuilt from them",
+            "outcomes: what happened to every command (the audit log)",
+        ),
+        TopicSpec(
+            topics.name(topics.links_topic),
+            topics.outcomes_partitions,
+            rf,
+            LINKS_CONFIG,
+            "link rows, latest per entity, on their outcome's partition (workers rebuild from it)",
         ),
         TopicSpec(
             topics.name(topics.dlq_topic),

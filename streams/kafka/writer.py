@@ -82,13 +82,20 @@ class AsyncProducer:
         await asyncio.to_thread(self.stop, flush_within)
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = None,
+        partition: int | None = None,
     ) -> asyncio.Future[Delivered]:
-        """Queue one record; the future resolves when the broker acknowledged it, or fails
-        with `KafkaClientError` (never a confluent-kafka exception)."""
+        """Queue one record (on `partition`, or the key's); the future resolves when the
+        broker acknowledged it, or fails with `KafkaClientError` (never a confluent-kafka
+        exception)."""
         if self._producer is None or self._stopping.is_set():
             raise KafkaClientError(f"the producer for {topic} is not running")
         future: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        extra = {} if partition is None else {"partition": partition}
         try:
             self._producer.produce(
                 topic,
@@ -96,6 +103,7 @@ class AsyncProducer:
                 key,
                 headers=list(headers) if headers else None,
                 on_delivery=functools.partial(self._delivered, future),
+                **extra,
             )
         except BufferError as exc:
             raise KafkaClientError(f"the producer's queue is full: {exc}") from exc
@@ -156,6 +164,11 @@ class TopicWriter:
         return self._name
 
     async def send(
-        self, *, key: bytes | None, value: bytes | None, headers: Headers = None
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers = None,
+        partition: int | None = None,
     ) -> asyncio.Future[Delivered]:
-        return self._producer.send(self._name, key, value, headers)
+        return self._producer.send(self._name, key, value, headers, partition)

@@ -23,7 +23,7 @@ from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
-from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.links import LinkFollower, LinkStore
 from streams.worker.metrics import BreakerCollector, LinkTableCollector, Metrics
 from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership
@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 #: Longest a clean stop waits for the lanes and receiver clients to close.
 SHUTDOWN_TIMEOUT = 10.0
 
-#: Longest an assignment waits for the link state to catch up with the outcomes log.
+#: Longest an assignment waits for the link state to catch up with the links changelog.
 CATCH_UP_TIMEOUT = 120.0
 
-#: How often the reader threads (outcome follower, tenant directory) are checked.
+#: How often the reader threads (link follower, tenant directory) are checked.
 READER_CHECK_INTERVAL = 1.0
 
 #: Inbound changes planned together, their commands' acks awaited once (at most), and
@@ -142,12 +142,8 @@ class Pipeline:
             return self.app.topic(names.name(name), key_serializer="raw", value_serializer="raw")
 
         self.links = LinkStore(tuning.data_dir / settings.app_id)
-        self.follower = OutcomeFollower(
-            self.links,
-            bootstrap,
-            settings.kafka,
-            names.name(names.outcomes_topic),
-            self.codecs["Outcome"],
+        self.follower = LinkFollower(
+            self.links, bootstrap, settings.kafka, names.name(names.links_topic)
         )
         self.tenants = TenantDirectory(
             bootstrap,
@@ -174,6 +170,7 @@ class Pipeline:
             self.codecs,
             commands=written_topic(names.commands_topic),
             outcomes=written_topic(names.outcomes_topic),
+            link_changelog=written_topic(names.links_topic),
             dead_letters=written_topic(names.dlq_topic),
             parked=written_topic(names.parked_topic),
             links=self.links,
@@ -185,7 +182,9 @@ class Pipeline:
         )
         self.planner = Planner(context)
         self.states = UserStates(tuning.data_dir / settings.app_id, self.codecs["Command"])
-        commands_topic = names.name(names.commands_topic)
+        if self.links.rebuilding:
+            self.states.rebuild()
+        self.commands_topic = commands_topic = names.name(names.commands_topic)
         self.replanner = Replanner(
             context,
             self.states,
@@ -193,6 +192,7 @@ class Pipeline:
             is_open=lambda: self.ownership.is_open,
         )
         self.links.on_reference_change = self.replanner.reference_changed
+        self.links.on_state = self.states.keep
         self.command_follower = CommandFollower(
             self.states,
             self.links,
@@ -201,6 +201,7 @@ class Pipeline:
             commands_topic,
             self.codecs["Command"],
             on_user=self.replanner.user_outdated,
+            group_id=settings.app_id,
         )
         self.executor = Executor(
             context,
@@ -259,7 +260,7 @@ class Pipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def prepare(self, timeout: float = 120.0) -> None:
-        """Load tenants and rebuild links from the outcomes log before any agent runs."""
+        """Load tenants and rebuild links from the links changelog before any agent runs."""
         self.tenants.start()
         self.follower.start()
         self.command_follower.start()
@@ -267,6 +268,8 @@ class Pipeline:
         self.tenants.wait_until_current(timeout)
         self.follower.wait_until_current(timeout)
         self.command_follower.wait_until_current(timeout)
+        self.states.rebuilt()  # then the links: a crash in between rebuilds both again
+        self.links.rebuilt()
 
     def _catch_up(self) -> None:
         """Before an assignment runs: links and user states current, then every user of the
@@ -274,7 +277,7 @@ class Pipeline:
         moved, or before a crash, is planned by this worker now)."""
         self.follower.wait_until_current(CATCH_UP_TIMEOUT)
         self.command_follower.wait_until_current(CATCH_UP_TIMEOUT)
-        self.replanner.check_all()
+        self.replanner.check_all(self.ownership.partitions(self.commands_topic))
 
     def readiness(self) -> Readiness:
         """What `/ready` answers: readers alive, an assignment held, link state current."""
@@ -282,7 +285,7 @@ class Pipeline:
         if not self.tenants.alive():
             reasons.append("the tenant directory stopped reading")
         if not self.follower.alive():
-            reasons.append("the outcome follower stopped reading")
+            reasons.append("the link follower stopped reading")
         if not self.command_follower.alive():
             reasons.append("the command follower stopped reading")
         if not self.ownership.is_open:
@@ -304,7 +307,7 @@ class Pipeline:
     async def _check_readers(self) -> None:
         """A dead reader thread means stale links or tenants: stop rather than act on them."""
         for name, reader in (
-            ("outcome follower", self.follower),
+            ("link follower", self.follower),
             ("command follower", self.command_follower),
             ("tenant directory", self.tenants),
         ):

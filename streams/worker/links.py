@@ -1,4 +1,4 @@
-"""Link tables (InTouch ID ↔ receiver ID) in RocksDB, materialized from the outcomes topic."""
+"""Link tables (InTouch ID ↔ receiver ID) in RocksDB, materialized from the links changelog."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteOptions
 
-from streams.avro.codec import AvroCodec
 from streams.core.decisions import SkipReason
 from streams.core.model import (
     FINAL_STATUSES,
@@ -22,7 +21,7 @@ from streams.core.model import (
     Status,
     UserLink,
 )
-from streams.exceptions import KafkaClientError, KafkaTimeoutError, RecordDecodeError
+from streams.exceptions import KafkaClientError, KafkaTimeoutError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
 from streams.worker.rows import dump_row, load_row
@@ -30,6 +29,19 @@ from streams.worker.rows import dump_row, load_row
 log = logging.getLogger(__name__)
 
 _PREFIX = {"USER": "u", "STAFF": "s", "LEAD_SOURCE": "l"}
+
+
+#: Where the follower stopped on the links changelog.
+_OFFSETS = "__link_offsets"
+#: Set once a store caught up with the changelog (see `LinkStore.rebuilt`).
+_REBUILT = "__rebuilt"
+
+
+def without_wal() -> WriteOptions:
+    """Writes of a store being rebuilt: lost in a crash, and then rebuilt again anyway."""
+    options = WriteOptions()
+    options.disable_wal = True  # type: ignore[method-assign,assignment]  # a property (stubs: a method)
+    return options
 
 
 def _key(entity: str, client_id: str, intouch_id: str) -> str:
@@ -54,17 +66,92 @@ def _epoch(when: Any) -> float:
     return float(when.timestamp()) if hasattr(when, "timestamp") else float(when)
 
 
+#: The store keys of rows (users, staff, lead sources); the rest are indexes and offsets.
+_ROW_PREFIXES = frozenset(f"{prefix}/" for prefix in _PREFIX.values())
+
+
+def fold(
+    row: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    position: tuple[int, int],
+    state: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The row after folding in the outcome at (outcomes partition, offset); None when the
+    row holds that outcome or a later one already. The row keeps that `position`, and of a
+    user, the latest `state` (the command run, see `references.state_of`) it was given."""
+    if tuple(row.get("position", (-1, -1))) >= position:
+        return None
+    new = dict(row)
+    new["position"] = list(position)
+    if state is not None and _latest(state) > _latest(row.get("state")):
+        new["state"] = dict(state)
+    status = outcome["status"]
+    parked = new.get("parked", [])
+    if status == Status.PARKED and outcome["command_id"] not in parked:
+        new["parked"] = [*parked, outcome["command_id"]]
+        new["parked_version"] = max(new.get("parked_version", -1), outcome["version"])
+    elif status in FINAL_STATUSES and outcome["command_id"] in parked:
+        new["parked"] = [c for c in parked if c != outcome["command_id"]]
+    if status == Status.PENDING_CREATE:
+        started = outcome["occurred_at"]
+        new["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}
+    elif status in SETTLING_STATUSES:
+        new.update(
+            receiver_id=outcome["receiver_id"] if status != Status.UNLINKED else None,
+            version=outcome["version"],
+            fingerprint=outcome.get("fingerprint"),
+        )
+        new.pop("pending", None)
+        new.pop("pending_create", None)
+        if outcome.get("user_type"):
+            new["user_type"] = outcome["user_type"]
+    elif (
+        status == Status.SKIPPED
+        and outcome.get("message") == SkipReason.UNCHANGED
+        and new.get("fingerprint") == outcome.get("fingerprint")
+        and outcome["version"] > new.get("version", -1)
+    ):
+        # The receiver holds this version already: it is the applied one from now on, so
+        # an older version planned again later (a re-plan from a snapshot that had not seen
+        # this one) is stale instead of overwriting it.
+        new["version"] = outcome["version"]
+    return new
+
+
+def _latest(state: Mapping[str, Any] | None) -> tuple[int, ...]:
+    return tuple(state["latest"]) if state else (-1, -1, -1)
+
+
 class LinkStore:
-    """Users, staff and lead-source links per client; every change comes from an outcome."""
+    """Users, staff and lead-source links per client, one row per entity.
+
+    A row changes only by folding in an outcome (`apply`, by the outcome's writer, which then
+    writes the row to the links changelog) or by taking a changelog row (`store_row`, the
+    follower). Each row keeps the position of the last outcome folded in, so a row that
+    arrives late, twice or out of order never replaces a newer one.
+    """
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path / "links"))
+        #: Until `rebuilt`: a new store, written without RocksDB's write-ahead log (half the
+        #: cost of a row); one that never got there (or made from the outcomes topic, which
+        #: nothing follows any more) is started again from the changelog.
+        self.rebuilding = self._db.get(_REBUILT) is None
+        if self.rebuilding and next(iter(self._db.keys()), None) is not None:
+            log.warning("link store %s was never rebuilt from the changelog: rebuilding", path)
+            self._db.close()
+            Rdict.destroy(str(path / "links"))
+            self._db = Rdict(str(path / "links"))
+        if self.rebuilding:
+            self._db.set_write_options(without_wal())
         self._lock = threading.Lock()
         #: Told (entity, client, InTouch ID) after a staff or lead-source link got another
         #: receiver ID (or none): the users referencing it are planned again.
         self.on_reference_change: Callable[[str, str, str], None] | None = None
+        #: Told the user state a row taken from the changelog carries (see `fold`).
+        self.on_state: Callable[[Mapping[str, Any]], object] | None = None
         #: Offsets, per outcomes partition, of outcomes this worker wrote and applied itself:
         #: the follower need not decode and apply them again.
         self._own: dict[int, list[int]] = {}
@@ -131,15 +218,24 @@ class LinkStore:
             row.get("receiver_id"), row.get("version", -1), row.get("fingerprint"), pending
         )
 
-    def apply_own(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
-        """`apply` an outcome this worker wrote; the follower skips it when it gets there."""
-        applied = self.apply(outcome, position)
+    def apply_own(
+        self,
+        outcome: Mapping[str, Any],
+        position: tuple[int, int],
+        state: Mapping[str, Any] | None = None,
+    ) -> tuple[str, bytes] | None:
+        """`apply` an outcome this worker wrote; return the changed row (store key, value) for
+        the changelog, or None when the store held this outcome or a later one already."""
+        return self.apply(outcome, position, state)
+
+    def mark_own(self, position: tuple[int, int]) -> None:
+        """The changelog row at `position` was written (and applied) here: the follower skips
+        it when it gets there."""
         with self._lock:
             heapq.heappush(self._own.setdefault(position[0], []), position[1])
-        return applied
 
     def applied_here(self, position: tuple[int, int]) -> bool:
-        """Whether the outcome at `position` went through `apply_own` (forgotten now, with
+        """Whether the changelog row at `position` went through `mark_own` (forgotten now, with
         any earlier one the follower passed before it was written down)."""
         partition, offset = position
         with self._lock:
@@ -151,83 +247,115 @@ class LinkStore:
                 return True
         return False
 
-    def apply(self, outcome: Mapping[str, Any], position: tuple[int, int]) -> bool:
-        """Apply one outcome at (partition, offset) unless a later one was applied already."""
+    def apply(
+        self,
+        outcome: Mapping[str, Any],
+        position: tuple[int, int],
+        state: Mapping[str, Any] | None = None,
+    ) -> tuple[str, bytes] | None:
+        """Fold one outcome at (outcomes partition, offset) into its row unless a later one
+        was folded in already; return the new row (store key, value) or None."""
         key = _key(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
-        with self._lock:
-            raw = self._db.get(key)
-            row: dict[str, Any] = load_row(raw) if raw is not None else {}
-            if tuple(row.get("position", (-1, -1))) >= position:
-                return False
-            row["position"] = list(position)
-            status = outcome["status"]
-            moved = False
-            parked = row.get("parked", [])
-            if status == Status.PARKED and outcome["command_id"] not in parked:
-                row["parked"] = [*parked, outcome["command_id"]]
-                row["parked_version"] = max(row.get("parked_version", -1), outcome["version"])
-            elif status in FINAL_STATUSES and outcome["command_id"] in parked:
-                row["parked"] = [c for c in parked if c != outcome["command_id"]]
-            if status == Status.PENDING_CREATE:
-                started = outcome["occurred_at"]
-                row["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}
-            elif status in SETTLING_STATUSES:
-                receiver_id = outcome["receiver_id"] if status != Status.UNLINKED else None
-                moved = outcome["entity"] != "USER" and row.get("receiver_id") != receiver_id
-                if outcome["entity"] == "USER":
-                    self._reindex(outcome, row.get("receiver_id"), receiver_id)
-                row.update(
-                    receiver_id=receiver_id,
-                    version=outcome["version"],
-                    fingerprint=outcome.get("fingerprint"),
-                )
-                row.pop("pending", None)
-                row.pop("pending_create", None)
-                if outcome.get("user_type"):
-                    row["user_type"] = outcome["user_type"]
-            elif (
-                status == Status.SKIPPED
-                and outcome.get("message") == SkipReason.UNCHANGED
-                and row.get("fingerprint") == outcome.get("fingerprint")
-                and outcome["version"] > row.get("version", -1)
-            ):
-                # The receiver holds this version already: it is the applied one from now
-                # on, so an older version planned again later (a re-plan from a snapshot
-                # that had not seen this one) is stale instead of overwriting it.
-                row["version"] = outcome["version"]
-            self._db[key] = dump_row(row)
-        if status in SETTLING_STATUSES and moved and self.on_reference_change is not None:
-            # After the write: whoever reads the link from now on sees the new receiver ID.
-            self.on_reference_change(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
+        return self._store(key, lambda old: fold(old, outcome, position, state))
+
+    def store_row(self, key: str, value: bytes) -> bool:
+        """Keep a changelog row unless the stored one folded in its outcome or a later one
+        (one key's rows share one partition: their positions are in the order written)."""
+        row = load_row(value)
+        if not (isinstance(row, dict) and key[:2] in _ROW_PREFIXES):
+            raise ValueError(f"not a link row: {key!r}")
+        position = tuple(row["position"])
+
+        def newer(old: Mapping[str, Any]) -> dict[str, Any] | None:
+            return row if tuple(old.get("position", (-1, -1))) < position else None
+
+        if self._store(key, newer, value) is None:
+            return False
+        if row.get("state") and self.on_state is not None:
+            self.on_state(row["state"])
         return True
 
-    def _reindex(self, outcome: Mapping[str, Any], old: str | None, new: str | None) -> None:
+    def _store(
+        self,
+        key: str,
+        change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+        encoded: bytes | None = None,
+    ) -> tuple[str, bytes] | None:
+        """The one write path of a row: `change` gives the new row from the stored one (None:
+        keep it); the reverse index follows a user's receiver ID, and a staff or lead-source
+        link that got another receiver ID has the users referencing it planned again."""
+        with self._lock:
+            raw = self._db.get(key)
+            old: dict[str, Any] = load_row(raw) if raw is not None else {}
+            new = change(old)
+            if new is None:
+                return None
+            before, after = old.get("receiver_id"), new.get("receiver_id")
+            if key.startswith("u/") and before != after:
+                self._reindex(key, before, after)
+            value = encoded if encoded is not None else dump_row(new)
+            self._db[key] = value
+        if before != after and not key.startswith("u/") and self.on_reference_change:
+            # After the write: whoever reads the link from now on sees the new receiver ID.
+            entity = "STAFF" if key.startswith("s/") else "LEAD_SOURCE"
+            client_id, intouch_id = key[2:].split("/", 1)
+            self.on_reference_change(entity, client_id, intouch_id)
+        return key, value
+
+    def _reindex(self, key: str, old: str | None, new: str | None) -> None:
         """Move the reverse index from the user's old receiver record to its new one."""
-        client_id, intouch_id = outcome["client_id"], outcome["intouch_id"]
+        client_id, intouch_id = key[2:].split("/", 1)
         if old is not None and old != new:
-            key = _owner_key(client_id, old)
-            if self._db.get(key) == intouch_id.encode():
-                del self._db[key]
+            owner_key = _owner_key(client_id, old)
+            if self._db.get(owner_key) == intouch_id.encode():
+                del self._db[owner_key]
         if new is not None:
-            key = _owner_key(client_id, new)
-            owner = self._db.get(key)
+            owner_key = _owner_key(client_id, new)
+            owner = self._db.get(owner_key)
             if owner is not None and owner != intouch_id.encode():
                 # The executor never links a taken record; an old log may hold such a link.
                 log.warning(
                     "receiver record %s of client %s was linked to %s, now to %s",
                     new, client_id, owner.decode(), intouch_id,
                 )  # fmt: skip
-            self._db[key] = intouch_id.encode()
+            self._db[owner_key] = intouch_id.encode()
+
+    def rebuilt(self) -> None:
+        """The store caught up with the changelog once: made durable, kept from now on (its
+        writes go through the write-ahead log again)."""
+        with self._lock:
+            if self.rebuilding:
+                self._db.flush()
+                self._db.set_write_options(WriteOptions())
+                self._db[_REBUILT] = b"1"
+                self.rebuilding = False
+
+    def rows(self) -> Iterator[tuple[str, bytes]]:
+        """Every row (users, staff, lead sources) as (store key, value), a thousand at a time."""
+        start: str = ""
+        while True:
+            with self._lock:
+                batch = []
+                for key, value in self._db.items(from_key=start):
+                    batch.append((key, value))
+                    if len(batch) == 1000:
+                        break
+            for key, value in batch:
+                if isinstance(key, str) and key[:2] in _ROW_PREFIXES:
+                    yield key, value
+            if len(batch) < 1000:
+                return
+            start = str(batch[-1][0]) + "\x00"  # the next key after the last one read
 
     def offsets(self) -> dict[int, int]:
-        """Next outcome offset to read per partition."""
+        """Next changelog offset to read per partition."""
         with self._lock:
-            raw = self._db.get("__outcome_offsets")
+            raw = self._db.get(_OFFSETS)
         return {int(p): o for p, o in load_row(raw).items()} if raw is not None else {}
 
     def save_offsets(self, offsets: Mapping[int, int]) -> None:
         with self._lock:
-            self._db["__outcome_offsets"] = dump_row(dict(offsets))
+            self._db[_OFFSETS] = dump_row(dict(offsets))
 
     def counts(self) -> dict[str, int]:
         """Linked entities per kind (for summaries)."""
@@ -241,14 +369,23 @@ class LinkStore:
         return counts
 
 
-class OutcomeFollower:
-    """Reads every partition of the outcomes topic into the link store, from where it stopped.
+class LinkFollower:
+    """Reads every partition of the links changelog into the link store, from where it stopped.
 
     Every worker follows all partitions: staff and lead-source links are global, and a worker
-    that takes over a partition must know its users' links.
+    that takes over a partition must know its users' links. The changelog is compacted to the
+    latest row per entity, so a worker with an empty data dir reads one row per entity however
+    long the history; the outcomes topic stays the audit log, read by nothing here.
+
+    Why a row per outcome is enough: the outcome's writer sends the row after the outcome's
+    ack and acknowledges the command only after the row's. An outcome whose row never reached
+    the changelog belongs to a writer that died between the two acks; its command was not
+    acknowledged and the next owner runs it again, as after a crash between the receiver call
+    and the outcome (a create's pending marker, with its row, was acknowledged before the
+    call: the next owner reconciles instead of creating twice).
     """
 
-    thread_name = "outcome-follower"
+    thread_name = "link-follower"
 
     def __init__(
         self,
@@ -256,11 +393,9 @@ class OutcomeFollower:
         bootstrap: str,
         kafka: KafkaSettings,
         topic: str,
-        codec: AvroCodec,
     ) -> None:
         self.store = store
         self.topic = topic
-        self.codec = codec
         self.bootstrap = bootstrap
         self.kafka = kafka
         self._stop = threading.Event()
@@ -273,16 +408,14 @@ class OutcomeFollower:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
-    def _take(self, value: bytes | None, position: tuple[int, int]) -> None:
+    def _take(self, key: bytes | None, value: bytes | None, position: tuple[int, int]) -> None:
         """One record of the followed topic, at (partition, offset)."""
-        if self.store.applied_here(position):
+        if value is None or key is None or self.store.applied_here(position):
             return
         try:
-            outcome = self.codec.decode(value)
-        except RecordDecodeError as exc:
-            log.warning("skipping undecodable outcome at %s: %s", position, exc)
-        else:
-            self.store.apply(outcome, position)
+            self.store.store_row(key.decode(), value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("skipping an unreadable link row at %s: %s", position, exc)
 
     def _stored_offsets(self) -> dict[int, int]:
         return self.store.offsets()
@@ -300,7 +433,8 @@ class OutcomeFollower:
             self._thread.join(timeout=10)
 
     def wait_until_current(self, timeout: float) -> None:
-        """Block until every outcome written before this call is in the store."""
+        """Block until every record written before this call is in the store; give up after
+        `timeout` seconds without progress."""
         from confluent_kafka import TopicPartition
 
         probe = clients.consumer(self.bootstrap, self.kafka, f"link-probe-{id(self)}")
@@ -315,16 +449,19 @@ class OutcomeFollower:
                 }
         finally:
             probe.close()
-        deadline = time.monotonic() + timeout
+        deadline, seen = time.monotonic() + timeout, -1
         while time.monotonic() < deadline:
             with self._lock:
                 behind = {p: t for p, t in targets.items() if self._positions.get(p, 0) < t}
+                read = sum(self._positions.values())
             if not behind:
                 return
             if self._thread is None or not self._thread.is_alive():
                 raise KafkaClientError(f"the {self.thread_name} stopped")
+            if read != seen:  # a long history takes long: only a reader that stalls fails
+                deadline, seen = time.monotonic() + timeout, read
             time.sleep(0.05)
-        raise KafkaTimeoutError(f"state not rebuilt from {self.topic} within {timeout:.0f}s")
+        raise KafkaTimeoutError(f"no progress on {self.topic} for {timeout:.0f}s")
 
     def _run(self) -> None:
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -349,7 +486,7 @@ class OutcomeFollower:
                     partition, offset = message.partition(), message.offset()
                     if message.error() or partition is None or offset is None:
                         continue
-                    self._take(message.value(), (partition, offset))
+                    self._take(message.key(), message.value(), (partition, offset))
                     with self._lock:
                         self._positions[partition] = offset + 1
                     dirty = True

@@ -75,6 +75,10 @@ class Ownership:
         """How many commands and parking partitions this worker owns."""
         return len(self._owned)
 
+    def partitions(self, topic: str) -> set[int]:
+        """The partitions of `topic` assigned here (caught up or not)."""
+        return {tp.partition for tp in self._owned if tp.topic == topic}
+
     def owns(self, topic: str, partition: int) -> bool:
         """Whether this worker runs that partition now (assigned, and caught up)."""
         return self.is_open and any(

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from streams.core.retry import backoff_delay
 from streams.exceptions import PublishError, RecordDecodeError
 from streams.worker.links import LinkStore
 from streams.worker.metrics import UNKNOWN_CLIENT, Metrics
+from streams.worker.references import USER_KINDS, state_of
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ PARKED_AT_HEADER = "connector-parked-at"
 PARKED_REASON_HEADER = "connector-parked-reason"
 #: The most of an original value a dead letter keeps: the record must fit Kafka's 1 MB default.
 MAX_KEPT_VALUE_BYTES = 256 * 1024
+
+#: The command record the current task runs (the executor sets it): the row of a user
+#: command's outcome carries that command as the user's state (`references.state_of`).
+RUNNING: ContextVar[Source | None] = ContextVar("running_command", default=None)
 
 #: A record's headers as the worker sends them.
 Headers = list[tuple[str, bytes | None]] | None
@@ -76,6 +82,7 @@ class Publisher:
         *,
         commands: Any,
         outcomes: Any,
+        link_changelog: Any,
         dead_letters: Any,
         parked: Any,
         links: LinkStore,
@@ -86,6 +93,7 @@ class Publisher:
         self.timeout = timeout
         self._commands = commands
         self._outcomes = outcomes
+        self._link_changelog = link_changelog
         self._dead_letters = dead_letters
         self._parked = parked
         self.links = links
@@ -131,10 +139,12 @@ class Publisher:
         subject: str,
         data: bytes | None,
         headers: list[tuple[str, bytes | None]] | None = None,
+        partition: int | None = None,
     ) -> Any:
-        """Send and wait for the broker's ack; while it fails (broker down, leader moving),
-        try again with backoff, and give up with `PublishError` after `timeout` seconds (an
-        ack that does not come is not waited for past that either)."""
+        """Send (to `partition`, or the key's) and wait for the broker's ack; while it fails
+        (broker down, leader moving), try again with backoff, and give up with `PublishError`
+        after `timeout` seconds (an ack that does not come is not waited for past that
+        either)."""
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + self.timeout
         attempt = 0
@@ -142,7 +152,9 @@ class Publisher:
             attempt += 1
             try:
                 async with asyncio.timeout_at(deadline):
-                    pending = await topic.send(key=key, value=data, headers=headers)
+                    pending = await topic.send(
+                        key=key, value=data, headers=headers, partition=partition
+                    )
                     return await pending
             except Exception as exc:
                 elapsed = time.monotonic() - started
@@ -203,7 +215,10 @@ class Publisher:
         message: str | None = None,
         attempts: int = 1,
     ) -> None:
-        """Publish an outcome, wait for the broker, and apply it to the link table at once."""
+        """Publish an outcome, wait for the broker, apply it to the link table at once, and
+        write the row it changed to the links changelog (on the outcome's partition), waiting
+        for that ack too: the caller goes on (calls a receiver after a pending marker, or
+        acknowledges the command) only once both are durable. See `LinkFollower`."""
         entity = entity_of(command)
         record = {
             "outcome_id": str(uuid.uuid4()),
@@ -224,7 +239,16 @@ class Publisher:
             "replay_id": command.get("replay_id"),
         }
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
-        self.links.apply_own(record, (metadata.partition, metadata.offset))
+        source, state = RUNNING.get(), None
+        if source and source.value and command.get("kind") in USER_KINDS and command.get("user"):
+            state = state_of(source.value, command, (source.partition, source.offset))
+        row = self.links.apply_own(record, (metadata.partition, metadata.offset), state)
+        if row is not None:
+            key, value = row
+            written = await self._send_bytes(
+                self._link_changelog, key.encode(), "link row", value, partition=metadata.partition
+            )
+            self.links.mark_own((written.partition, written.offset))
         self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
 
     async def dead_letter(

@@ -3,6 +3,7 @@ RocksDB, materialized from the commands topic."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -10,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteOptions
 
 from streams.avro.codec import AvroCodec
 from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
+from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkStore, OutcomeFollower
+from streams.worker.links import LinkFollower, LinkStore, without_wal
 from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,47 @@ def _command_key(client_id: str, intouch_id: str) -> str:
     return f"c/{client_id}/{intouch_id}"
 
 
+def _partition_key(partition: int, client_id: str, intouch_id: str) -> str:
+    """The users of a commands partition that reference a staff owner or lead source."""
+    return f"p/{partition}/{client_id}/{intouch_id}"
+
+
+#: Set once the store has its partition index (`_partition_key`).
+_INDEXED = "__partition_index"
+
+#: Users' references read at a time by `UserStates.with_references`.
+_SCAN_BATCH = 1000
+
+
 def _ref_prefix(entity: str, client_id: str, referenced: str) -> str:
     return f"i/{entity}/{client_id}/{referenced}/"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a user's latest state names ({entity: InTouch ID}) and the receiver IDs its
+    command carried for them (staff owner, lead source)."""
+
+    refs: dict[str, str]
+    carried: tuple[str | None, str | None]
+
+
+def state_of(raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> dict[str, Any]:
+    """A user command read at (commands partition, offset) as a state `UserStates` keeps, in
+    JSON terms (a link row carries it: a rebuilt worker need not read the commands)."""
+    user = command["user"]
+    return {
+        "client_id": command["client_id"],
+        "intouch_id": command["intouch_id"],
+        "latest": [command["version"], *position],
+        "refs": {str(e): user.get(f) for f, e in _REFERENCES if user.get(f)},
+        "carried": [command["staff_owner_receiver_id"], command["lead_source_receiver_id"]],
+        "command": base64.b64encode(raw).decode(),
+    }
+
+
+def _raw_of(state: Mapping[str, Any]) -> bytes:
+    return base64.b64decode(state["command"])
 
 
 @dataclass(frozen=True)
@@ -54,14 +95,52 @@ class UserState:
 
 
 class UserStates:
-    """The latest command of every user (newest version; the later of one version), and an
-    index (entity, client, referenced InTouch ID) -> the users whose latest state names it."""
+    """The latest command of every user (newest version; the later of one version), and two
+    indexes: (entity, client, referenced InTouch ID) -> the users whose latest state names it,
+    and commands partition -> its users that name any (with the receiver IDs they carried)."""
 
     def __init__(self, path: Path, codec: AvroCodec) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path / "users"))
+        self._path = str(path / "users")
+        self._db = Rdict(self._path)
         self._codec = codec
         self._lock = threading.Lock()
+        if self._db.get(_INDEXED) is None:
+            self._index_partitions()
+
+    def rebuild(self) -> None:
+        """Start empty, without the write-ahead log until `rebuilt` (the link store is being
+        rebuilt: the states come with its rows)."""
+        with self._lock:
+            self._db.close()
+            Rdict.destroy(self._path)
+            self._db = Rdict(self._path)
+            self._db[_INDEXED] = b"1"
+            self._db.set_write_options(without_wal())
+
+    def rebuilt(self) -> None:
+        """Made durable; writes go through the write-ahead log again."""
+        with self._lock:
+            self._db.flush()
+            self._db.set_write_options(WriteOptions())
+
+    def _index_partitions(self) -> None:
+        """Write the partition index of a store kept before it existed (once)."""
+        for key in self._keys("v/"):
+            meta = load_row(self._db.get(key) or b"{}")
+            if not meta.get("refs"):
+                continue
+            client_id, intouch_id = key[2:].split("/", 1)
+            command = self._codec.decode(self._db[_command_key(client_id, intouch_id)])
+            carried = [command["staff_owner_receiver_id"], command["lead_source_receiver_id"]]
+            entry = {"refs": meta["refs"], "carried": carried}
+            self._db[_partition_key(meta["partition"], client_id, intouch_id)] = dump_row(entry)
+        self._db[_INDEXED] = b"1"
+
+    def empty(self) -> bool:
+        """Whether no state was ever kept and no command read here (a new data dir)."""
+        with self._lock:
+            return self._db.get("__command_offsets") is None and not self._keys_from("v/", 1)
 
     def close(self) -> None:
         with self._lock:
@@ -75,27 +154,71 @@ class UserStates:
             return None
         return UserState(self._codec.decode(raw), int(load_row(meta)["partition"]))
 
+    def state(self, client_id: str, intouch_id: str) -> dict[str, Any] | None:
+        """The user's latest state as `state_of` gives it (what a link row carries)."""
+        with self._lock:
+            raw = self._db.get(_command_key(client_id, intouch_id))
+            meta = self._db.get(_state_key(client_id, intouch_id))
+        if raw is None or meta is None:
+            return None
+        _, partition, offset = load_row(meta)["latest"]
+        return state_of(raw, self._codec.decode(raw), (partition, offset))
+
     def apply(self, raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Keep `command` (read at (partition, offset)) when it is the user's latest."""
-        client_id, intouch_id = command["client_id"], command["intouch_id"]
+        return self.keep(state_of(raw, command, position))
+
+    def keep(self, state: Mapping[str, Any]) -> bool:
+        """Keep a state (`state_of`, or carried by a link row) when it is the user's latest."""
+        client_id, intouch_id = state["client_id"], state["intouch_id"]
         key = _state_key(client_id, intouch_id)
+        latest = tuple(state["latest"])
+        refs: dict[str, str] = dict(state["refs"])
         with self._lock:
             found = self._db.get(key)
             meta: dict[str, Any] = load_row(found) if found is not None else {}
-            latest = (command["version"], *position)
             if tuple(meta.get("latest", (-1, -1, -1))) >= latest:
                 return False
-            user = command["user"]
-            refs = {str(e): user.get(f) for f, e in _REFERENCES if user.get(f)}
             for entity, referenced in meta.get("refs", {}).items():
                 if refs.get(entity) != referenced:
                     del self._db[_ref_prefix(entity, client_id, referenced) + intouch_id]
             for entity, referenced in refs.items():
                 self._db[_ref_prefix(entity, client_id, referenced) + intouch_id] = b""
-            meta = {"latest": list(latest), "partition": position[0], "refs": refs}
-            self._db[_command_key(client_id, intouch_id)] = raw
+            partition = int(latest[1])
+            if meta.get("refs") and meta["partition"] != partition:
+                del self._db[_partition_key(meta["partition"], client_id, intouch_id)]
+            carried = list(state["carried"])
+            if refs:
+                entry = dump_row({"refs": refs, "carried": carried})
+                self._db[_partition_key(partition, client_id, intouch_id)] = entry
+            elif meta.get("refs"):
+                del self._db[_partition_key(meta["partition"], client_id, intouch_id)]
+            meta = {"latest": list(latest), "partition": partition, "refs": refs}
+            self._db[_command_key(client_id, intouch_id)] = _raw_of(state)
             self._db[key] = dump_row(meta)
             return True
+
+    def with_references(self, partition: int) -> Iterator[tuple[str, str, Reference]]:
+        """(client, InTouch ID, what it references and carried) of the users of a commands
+        partition whose latest state names a staff owner or lead source, read lazily (a
+        thousand at a time, so the readers are not held up)."""
+        prefix = start = f"p/{partition}/"
+        while True:
+            with self._lock:
+                batch = []
+                for key, value in self._db.items(from_key=start):
+                    if not (isinstance(key, str) and key.startswith(prefix)):
+                        break
+                    batch.append((key, value))
+                    if len(batch) == _SCAN_BATCH:
+                        break
+            for key, value in batch:
+                client_id, intouch_id = key[len(prefix) :].split("/", 1)
+                entry = load_row(value)
+                yield client_id, intouch_id, Reference(entry["refs"], tuple(entry["carried"]))
+            if len(batch) < _SCAN_BATCH:
+                return
+            start = batch[-1][0] + "\x00"  # the next key after the last one read
 
     def referencing(self, entity: str, client_id: str, referenced: str) -> list[str]:
         """The users whose latest state names this staff or lead source."""
@@ -109,12 +232,15 @@ class UserStates:
             yield client_id, intouch_id
 
     def _keys(self, prefix: str) -> list[str]:
-        found = []
         with self._lock:
-            for key in self._db.keys(from_key=prefix):
-                if not (isinstance(key, str) and key.startswith(prefix)):
-                    break
-                found.append(key)
+            return self._keys_from(prefix)
+
+    def _keys_from(self, prefix: str, limit: int | None = None) -> list[str]:
+        found: list[str] = []
+        for key in self._db.keys(from_key=prefix):
+            if not (isinstance(key, str) and key.startswith(prefix)) or len(found) == limit:
+                break
+            found.append(key)
         return found
 
     def offsets(self) -> dict[int, int]:
@@ -128,7 +254,7 @@ class UserStates:
             self._db["__command_offsets"] = dump_row(dict(offsets))
 
 
-class CommandFollower(OutcomeFollower):
+class CommandFollower(LinkFollower):
     """Reads every partition of the commands topic into the user states, from where it stopped.
 
     After a user's state changed, `on_user` is told when a reference it carries differs from
@@ -146,12 +272,17 @@ class CommandFollower(OutcomeFollower):
         topic: str,
         codec: AvroCodec,
         on_user: Callable[[str, str], None],
+        group_id: str | None = None,
     ) -> None:
-        super().__init__(links, bootstrap, kafka, topic, codec)
+        super().__init__(links, bootstrap, kafka, topic)
+        self.codec = codec
         self.states = states
         self.on_user = on_user
+        #: The sink's consumer group: a new data dir starts at its committed offsets (decided
+        #: now: the link follower may put states from rows into the store before this starts).
+        self.group_id = group_id if states.empty() else None
 
-    def _take(self, value: bytes | None, position: tuple[int, int]) -> None:
+    def _take(self, key: bytes | None, value: bytes | None, position: tuple[int, int]) -> None:
         try:
             command = self.codec.decode(value)
         except RecordDecodeError as exc:
@@ -177,7 +308,24 @@ class CommandFollower(OutcomeFollower):
         return now != carried
 
     def _stored_offsets(self) -> dict[int, int]:
-        return self.states.offsets()
+        """Where this store stopped; for a new data dir, the sink group's committed offsets:
+        every command before them was run, and its state came with its outcome's link row."""
+        if self.group_id is None:
+            return self.states.offsets()
+        from confluent_kafka import TopicPartition
+
+        probe = clients.consumer(self.bootstrap, self.kafka, self.group_id)
+        try:
+            with clients.kafka_errors(f"no committed offsets of {self.group_id}"):
+                count = clients.partition_count(probe, self.topic, self.bootstrap, 30)
+                found = probe.committed(
+                    [TopicPartition(self.topic, p) for p in range(count)], timeout=30
+                )
+        finally:
+            probe.close()
+        committed = {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+        log.info("user states start at the committed offsets of %s: %s", self.topic, committed)
+        return committed
 
     def _save_offsets(self, offsets: Mapping[int, int]) -> None:
         self.states.save_offsets(offsets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from adapters.errors import AdapterError
 from streams.core.planning import REPLAN_UNCHANGED, replan_user
@@ -24,8 +24,8 @@ class Replanner:
 
     Every worker follows every link and every user state, so each would notice a change: only
     the owner of the user's commands partition, with its state caught up, sends the re-plan.
-    An assignment checks every user of the partitions it brings, so a change noticed while a
-    partition moved, or before a crash, is planned by its next owner.
+    An assignment checks the users of the partitions it brings against today's links, so a
+    change noticed while a partition moved, or before a crash, is planned by its next owner.
     """
 
     def __init__(
@@ -54,11 +54,41 @@ class Replanner:
         with self._lock:
             self._due.update((client_id, user) for user in users)
 
-    def check_all(self) -> None:
-        """Check every user (after an assignment: the partitions' states are current)."""
-        users = list(self.states.users())
-        with self._lock:
-            self._due.update(users)
+    def check_all(self, partitions: Iterable[int]) -> int:
+        """After an assignment (its states current): the users of the commands `partitions`
+        whose latest command carried other receiver IDs for their staff owner or lead source
+        than today's links become due; return how many.
+
+        Only users that name one are read (one with none cannot be behind its links), lazily,
+        and only the outdated ones are kept: the set is bounded by what must be planned again,
+        not by the users a partition holds.
+        """
+        linked: dict[tuple[str, str, str], str | None] = {}
+
+        def now(entity: str, client_id: str, referenced: str | None) -> str | None:
+            if referenced is None:
+                return None
+            key = (entity, client_id, referenced)
+            if key not in linked:
+                links = self.ctx.links
+                found = (links.staff if entity == "STAFF" else links.lead_source)(
+                    client_id, referenced
+                )
+                linked[key] = found.receiver_id if found else None
+            return linked[key]
+
+        due = 0
+        for partition in partitions:
+            for client_id, intouch_id, ref in self.states.with_references(partition):
+                today = (
+                    now("STAFF", client_id, ref.refs.get("STAFF")),
+                    now("LEAD_SOURCE", client_id, ref.refs.get("LEAD_SOURCE")),
+                )
+                if today != ref.carried:
+                    with self._lock:
+                        self._due.add((client_id, intouch_id))
+                    due += 1
+        return due
 
     # -- on the event loop -------------------------------------------------------------------
     async def run_due(self) -> int:

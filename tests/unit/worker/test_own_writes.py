@@ -25,10 +25,12 @@ def outcome(version: int, status: Status, receiver_id: str | None = None) -> dic
     }  # fmt: skip
 
 
-def test_the_follower_skips_only_outcomes_applied_here(tmp_path: Path) -> None:
+def test_the_follower_skips_only_rows_written_here(tmp_path: Path) -> None:
     store = LinkStore(tmp_path)
     store.apply_own(outcome(1, Status.LINKED, "P1"), (2, 10))
+    store.mark_own((2, 10))
     store.apply_own(outcome(2, Status.LINKED, "P1"), (2, 12))
+    store.mark_own((2, 12))
     assert not store.applied_here((2, 9))  # another worker's, before ours
     assert store.applied_here((2, 10))
     assert not store.applied_here((2, 10))  # once only
@@ -48,7 +50,9 @@ class FakeTopic:
         self.fail_at = fail_at
         self.sent: list[bytes] = []
 
-    async def send(self, *, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
+    async def send(
+        self, *, key: bytes, value: bytes, headers: Any, partition: int | None = None
+    ) -> asyncio.Future[Any]:
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.fail_at is not None and len(self.sent) >= self.fail_at:
             ack.set_exception(RuntimeError("leader moved"))
@@ -64,8 +68,8 @@ class FakeTopic:
 
 def publisher(topic: FakeTopic, tmp_path: Path) -> Publisher:
     return Publisher(
-        default_codecs(), commands=topic, outcomes=None, dead_letters=None, parked=None,
-        links=LinkStore(tmp_path), metrics=Metrics(), timeout=5.0,
+        default_codecs(), commands=topic, outcomes=None, link_changelog=None, dead_letters=None,
+        parked=None, links=LinkStore(tmp_path), metrics=Metrics(), timeout=5.0,
     )  # fmt: skip
 
 

@@ -1,0 +1,105 @@
+"""Link rows from the changelog: late, repeated or older rows never regress a link."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rocksdict import Rdict
+
+from streams.core.model import Status
+from streams.worker.links import LinkStore
+from tests.unit.worker.test_own_writes import outcome
+
+
+def staff(version: int, status: Status, receiver_id: str | None) -> dict[str, Any]:
+    return outcome(version, status, receiver_id) | {"entity": "STAFF", "intouch_id": "3001"}
+
+
+def rows(store: LinkStore) -> dict[str, Any]:
+    """Every row and index entry of the store (not the offsets)."""
+    with store._lock:
+        return {k: v for k, v in store._db.items() if not k.startswith("__")}
+
+
+def test_a_row_folded_by_one_store_is_the_same_row_in_another(tmp_path: Path) -> None:
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    for n, (version, status, rid) in enumerate(
+        [(1, Status.PENDING_CREATE, None), (1, Status.LINKED, "P1"), (2, Status.LINKED, "P2")]
+    ):
+        row = writer.apply_own(outcome(version, status, rid), (3, 10 + n))
+        assert row is not None
+        assert reader.store_row(*row)
+    assert rows(reader) == rows(writer)
+    assert reader.owner_of("100", "P2") == "5001" and reader.owner_of("100", "P1") is None
+    writer.close()
+    reader.close()
+
+
+def test_older_repeated_and_out_of_order_rows_do_not_regress(tmp_path: Path) -> None:
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    pending = writer.apply(outcome(1, Status.PENDING_CREATE), (0, 5))
+    linked = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 6))
+    moved = writer.apply(outcome(2, Status.LINKED, "P2"), (0, 9))
+    assert pending and linked and moved
+    assert reader.store_row(*moved)
+    assert not reader.store_row(*linked)  # older, after the newer one
+    assert not reader.store_row(*pending)
+    assert not reader.store_row(*moved)  # twice
+    link = reader.user("100", "5001")
+    assert link is not None
+    assert (link.receiver_id, link.version, link.pending) == ("P2", 2, None)
+    assert reader.owner_of("100", "P2") == "5001" and reader.owner_of("100", "P1") is None
+    # The outcome itself, folded again or late, changes nothing either.
+    assert reader.apply(outcome(1, Status.LINKED, "P1"), (0, 6)) is None
+    writer.close()
+    reader.close()
+
+
+def test_a_staff_row_that_moves_the_link_plans_its_users_again(tmp_path: Path) -> None:
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    told: list[tuple[str, str, str]] = []
+    reader.on_reference_change = lambda *ref: told.append(ref)
+    first = writer.apply(staff(1, Status.LINKED, "S1"), (1, 1))
+    same = writer.apply(staff(2, Status.LINKED, "S1"), (1, 2))
+    gone = writer.apply(staff(3, Status.UNLINKED, None), (1, 3))
+    assert first and same and gone
+    for row in (first, same, gone):
+        reader.store_row(*row)
+    assert told == [("STAFF", "100", "3001"), ("STAFF", "100", "3001")]  # linked, unlinked
+    assert reader.staff("100", "3001") is not None
+    assert reader.staff("100", "3001").receiver_id is None  # type: ignore[union-attr]
+    writer.close()
+    reader.close()
+
+
+def test_an_unreadable_row_is_refused(tmp_path: Path) -> None:
+    store = LinkStore(tmp_path)
+    for key, value in (("u/1/2", b"not json"), ("r/1/P1", b'{"position": [0, 1]}')):
+        try:
+            store.store_row(key, value)
+        except ValueError:
+            continue
+        raise AssertionError(f"{key} {value!r} was taken")
+    assert rows(store) == {}
+    store.close()
+
+
+def test_a_store_made_from_the_outcomes_topic_is_rebuilt(tmp_path: Path) -> None:
+    old = Rdict(str(tmp_path / "links"))
+    old["u/100/5001"] = json.dumps({"receiver_id": "P1", "position": [0, 3]}).encode()
+    old["__outcome_offsets"] = json.dumps({"0": 4}).encode()
+    old.close()
+    store = LinkStore(tmp_path)
+    assert store.user("100", "5001") is None and store.offsets() == {}
+    store.save_offsets({0: 1})
+    store.close()
+    unfinished = LinkStore(tmp_path)  # never caught up: rebuilt again
+    assert unfinished.offsets() == {} and unfinished.rebuilding
+    unfinished.save_offsets({0: 1})
+    unfinished.rebuilt()
+    unfinished.close()
+    again = LinkStore(tmp_path)  # caught up once: kept
+    assert again.offsets() == {0: 1} and not again.rebuilding
+    again.close()
