@@ -73,8 +73,9 @@ def outcome_publisher(
     producer: AsyncProducer, topic: str, tmp_path: Path, timeout: float
 ) -> Publisher:
     return Publisher(
-        default_codecs(), commands=None, outcomes=producer.topic(topic), dead_letters=None,
-        parked=None, links=LinkStore(tmp_path / "links"), metrics=Metrics(), timeout=timeout,
+        default_codecs(), commands=None, outcomes=producer.topic(topic),
+        link_changelog=producer.topic(f"{topic}-links"), dead_letters=None, parked=None,
+        links=LinkStore(tmp_path / "links"), metrics=Metrics(), timeout=timeout,
     )  # fmt: skip
 
 
@@ -85,6 +86,7 @@ def test_a_broker_stopped_under_the_publisher_ends_in_publish_error_within_the_t
     bootstrap = local.up().bootstrap
     try:
         create_topic(bootstrap, "outcomes", partitions=2)
+        create_topic(bootstrap, "outcomes-links", partitions=2)
         timeout = 6.0
         # As the worker builds it: librdkafka gives a record up after the publish timeout.
         config = {"message.timeout.ms": int(1000 * timeout)}
