@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict, WriteOptions
+from rocksdict import Rdict, WriteBatch, WriteOptions
 
 from streams.core.decisions import SkipReason
 from streams.core.model import (
@@ -291,34 +291,42 @@ class LinkStore:
             if new is None:
                 return None
             before, after = old.get("receiver_id"), new.get("receiver_id")
-            if key.startswith("u/") and before != after:
-                self._reindex(key, before, after)
             value = encoded if encoded is not None else dump_row(new)
-            self._db[key] = value
-        if before != after and not key.startswith("u/") and self.on_reference_change:
+            batch = WriteBatch()  # the row and its reverse index in one write
+            if key.startswith("u/") and before != after:
+                self._reindex(batch, key, before, after)
+            batch.put(key, value)
+            self._db.write(batch)
+        if (
+            before != after
+            and not key.startswith("u/")
+            and self.on_reference_change
+            and not self.rebuilding  # the first assignment, after it, checks every user
+        ):
             # After the write: whoever reads the link from now on sees the new receiver ID.
             entity = "STAFF" if key.startswith("s/") else "LEAD_SOURCE"
             client_id, intouch_id = key[2:].split("/", 1)
             self.on_reference_change(entity, client_id, intouch_id)
         return key, value
 
-    def _reindex(self, key: str, old: str | None, new: str | None) -> None:
+    def _reindex(self, batch: WriteBatch, key: str, old: str | None, new: str | None) -> None:
         """Move the reverse index from the user's old receiver record to its new one."""
         client_id, intouch_id = key[2:].split("/", 1)
         if old is not None and old != new:
             owner_key = _owner_key(client_id, old)
             if self._db.get(owner_key) == intouch_id.encode():
-                del self._db[owner_key]
+                batch.delete(owner_key)
         if new is not None:
             owner_key = _owner_key(client_id, new)
-            owner = self._db.get(owner_key)
+            # A store being rebuilt takes rows that were checked when written: no read here.
+            owner = None if self.rebuilding else self._db.get(owner_key)
             if owner is not None and owner != intouch_id.encode():
                 # The executor never links a taken record; an old log may hold such a link.
                 log.warning(
                     "receiver record %s of client %s was linked to %s, now to %s",
                     new, client_id, owner.decode(), intouch_id,
                 )  # fmt: skip
-            self._db[owner_key] = intouch_id.encode()
+            batch.put(owner_key, intouch_id.encode())
 
     def rebuilt(self) -> None:
         """The store caught up with the changelog once: made durable, kept from now on (its
