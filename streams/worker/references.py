@@ -19,7 +19,7 @@ from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore, without_wal
+from streams.worker.links import LinkFollower, LinkStore, store_options, without_wal
 from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class UserStates:
     def __init__(self, path: Path, codec: AvroCodec) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._path = str(path / "users")
-        self._db = Rdict(self._path)
+        self._db = Rdict(self._path, store_options())
         self._codec = codec
         self._lock = threading.Lock()
         if self._db.get(_INDEXED) is None:
@@ -115,7 +115,7 @@ class UserStates:
         with self._lock:
             self._db.close()
             Rdict.destroy(self._path)
-            self._db = Rdict(self._path)
+            self._db = Rdict(self._path, store_options())
             self._db[_INDEXED] = b"1"
             self._db.set_write_options(without_wal())
 
