@@ -4,6 +4,7 @@ RocksDB, materialized from the commands topic."""
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -11,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict, WriteOptions
+from rocksdict import Rdict, WriteBatch, WriteOptions
 
 from streams.avro.codec import AvroCodec
 from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore, without_wal
+from streams.worker.links import LinkFollower, LinkStore, store_options, without_wal
 from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def state_of(raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) 
 
 
 def _raw_of(state: Mapping[str, Any]) -> bytes:
-    return base64.b64decode(state["command"])
+    return binascii.a2b_base64(state["command"])  # base64.b64decode, without its wrapping
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class UserStates:
     def __init__(self, path: Path, codec: AvroCodec) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._path = str(path / "users")
-        self._db = Rdict(self._path)
+        self._db = Rdict(self._path, store_options())
         self._codec = codec
         self._lock = threading.Lock()
         if self._db.get(_INDEXED) is None:
@@ -114,7 +115,7 @@ class UserStates:
         with self._lock:
             self._db.close()
             Rdict.destroy(self._path)
-            self._db = Rdict(self._path)
+            self._db = Rdict(self._path, store_options())
             self._db[_INDEXED] = b"1"
             self._db.set_write_options(without_wal())
 
@@ -179,23 +180,25 @@ class UserStates:
             meta: dict[str, Any] = load_row(found) if found is not None else {}
             if tuple(meta.get("latest", (-1, -1, -1))) >= latest:
                 return False
+            batch = WriteBatch()  # the state and its indexes in one write
             for entity, referenced in meta.get("refs", {}).items():
                 if refs.get(entity) != referenced:
-                    del self._db[_ref_prefix(entity, client_id, referenced) + intouch_id]
+                    batch.delete(_ref_prefix(entity, client_id, referenced) + intouch_id)
             for entity, referenced in refs.items():
-                self._db[_ref_prefix(entity, client_id, referenced) + intouch_id] = b""
+                batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"")
             partition = int(latest[1])
             if meta.get("refs") and meta["partition"] != partition:
-                del self._db[_partition_key(meta["partition"], client_id, intouch_id)]
+                batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             carried = list(state["carried"])
             if refs:
                 entry = dump_row({"refs": refs, "carried": carried})
-                self._db[_partition_key(partition, client_id, intouch_id)] = entry
+                batch.put(_partition_key(partition, client_id, intouch_id), entry)
             elif meta.get("refs"):
-                del self._db[_partition_key(meta["partition"], client_id, intouch_id)]
+                batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             meta = {"latest": list(latest), "partition": partition, "refs": refs}
-            self._db[_command_key(client_id, intouch_id)] = _raw_of(state)
-            self._db[key] = dump_row(meta)
+            batch.put(_command_key(client_id, intouch_id), _raw_of(state))
+            batch.put(key, dump_row(meta))
+            self._db.write(batch)
             return True
 
     def with_references(self, partition: int) -> Iterator[tuple[str, str, Reference]]:

@@ -59,6 +59,7 @@ def test_older_repeated_and_out_of_order_rows_do_not_regress(tmp_path: Path) -> 
 
 def test_a_staff_row_that_moves_the_link_plans_its_users_again(tmp_path: Path) -> None:
     writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    reader.rebuilt()  # caught up with the changelog once
     told: list[tuple[str, str, str]] = []
     reader.on_reference_change = lambda *ref: told.append(ref)
     first = writer.apply(staff(1, Status.LINKED, "S1"), (1, 1))
@@ -70,6 +71,25 @@ def test_a_staff_row_that_moves_the_link_plans_its_users_again(tmp_path: Path) -
     assert told == [("STAFF", "100", "3001"), ("STAFF", "100", "3001")]  # linked, unlinked
     assert reader.staff("100", "3001") is not None
     assert reader.staff("100", "3001").receiver_id is None  # type: ignore[union-attr]
+    writer.close()
+    reader.close()
+
+
+def test_a_store_being_rebuilt_plans_no_user_again(tmp_path: Path) -> None:
+    """Until `rebuilt`, nothing is owned yet: the first assignment checks every user."""
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    assert reader.rebuilding
+    told: list[tuple[str, str, str]] = []
+    reader.on_reference_change = lambda *ref: told.append(ref)
+    linked = writer.apply(staff(1, Status.LINKED, "S1"), (1, 1))
+    moved = writer.apply(staff(2, Status.LINKED, "S2"), (1, 2))
+    assert linked and moved
+    reader.store_row(*linked)
+    assert told == []
+    assert reader.staff("100", "3001").receiver_id == "S1"  # type: ignore[union-attr]
+    reader.rebuilt()
+    reader.store_row(*moved)
+    assert told == [("STAFF", "100", "3001")]
     writer.close()
     reader.close()
 
