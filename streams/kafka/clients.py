@@ -240,6 +240,29 @@ def kafka_errors(what: str) -> Iterator[None]:
         raise KafkaClientError(f"{what}: {text}") from exc
 
 
+def watermarks(
+    consumer: Any, topic: str, partitions: int, timeout: float
+) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of each partition of `topic`. A topic created a moment ago can
+    answer "not leader" for a while after its metadata names a leader: asked again until
+    `timeout`, like any passing error."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=max(0.1, deadline - time.monotonic())
+                )
+                for p in range(partitions)
+            }
+        except KafkaException as exc:
+            if not is_passing(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def partition_count(client: Any, topic: str, bootstrap: str, timeout: float) -> int:
     """Partitions of `topic`; a clear error when the broker is silent or the topic missing."""
     try:

@@ -19,19 +19,15 @@ from streams.worker.references import USER_KINDS, UserStates
 
 def record_counts(bootstrap: str, kafka: KafkaSettings, topic: str) -> int:
     """Records a topic holds now (high minus low watermark, summed over partitions)."""
-    from confluent_kafka import TopicPartition
 
     probe = clients.consumer(bootstrap, kafka, "links-backfill-probe")
     try:
         with clients.kafka_errors(f"no offsets of {topic} from {bootstrap}"):
             count = clients.partition_count(probe, topic, bootstrap, 30)
-            marks = [
-                probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                for p in range(count)
-            ]
+            marks = clients.watermarks(probe, topic, count, 30)
     finally:
         probe.close()
-    return sum(high - low for low, high in marks)
+    return sum(high - low for low, high in marks.values())
 
 
 def changelog_missing(bootstrap: str, kafka: KafkaSettings, topics: TopicSettings) -> bool:

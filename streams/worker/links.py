@@ -463,18 +463,13 @@ class LinkFollower:
     def wait_until_current(self, timeout: float) -> None:
         """Block until every record written before this call is in the store; give up after
         `timeout` seconds without progress."""
-        from confluent_kafka import TopicPartition
 
         probe = clients.consumer(self.bootstrap, self.kafka, f"link-probe-{id(self)}")
         try:
             with clients.kafka_errors(f"no end offsets of {self.topic} from {self.bootstrap}"):
                 count = clients.partition_count(probe, self.topic, self.bootstrap, timeout)
-                targets = {
-                    p: probe.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout)[
-                        1
-                    ]
-                    for p in range(count)
-                }
+                marks = clients.watermarks(probe, self.topic, count, timeout)
+                targets = {p: high for p, (_, high) in marks.items()}
         finally:
             probe.close()
         deadline, seen = time.monotonic() + timeout, -1
