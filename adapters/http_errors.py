@@ -101,15 +101,22 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except AdapterError:
         raise
-    except httpx.TimeoutException as exc:
-        # No connection (or no pooled one) in time: the request was never sent.
-        sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+    except (
+        httpx.TimeoutException,
+        aiohttp.ConnectionTimeoutError,
+        aiohttp.SocketTimeoutError,
+    ) as exc:
+        # No connection (or no pooled one) in time: the request was never sent. Otherwise it
+        # went out, and the answer (or the rest of it) did not come in time.
+        never_sent = (httpx.ConnectTimeout, httpx.PoolTimeout, aiohttp.ConnectionTimeoutError)
         raise RetryableError(
-            f"{what}: timed out ({type(exc).__name__})", maybe_applied=sent, cause="timeout"
+            f"{what}: timed out ({type(exc).__name__})",
+            maybe_applied=not isinstance(exc, never_sent),
+            cause="timeout",
         ) from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL, aiohttp.InvalidURL) as exc:
         raise MisconfiguredError(f"{what}: bad receiver URL ({exc})") from exc
-    except httpx.ConnectError as exc:
+    except (httpx.ConnectError, aiohttp.ClientConnectorError) as exc:
         if _caused_by_certificate(exc):
             raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
         raise RetryableError(
@@ -119,24 +126,6 @@ def translate_errors(what: str) -> Iterator[None]:
         raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
     except httpx.TooManyRedirects as exc:
         raise PermanentError(f"{what}: too many redirects") from exc
-    except aiohttp.ConnectionTimeoutError as exc:
-        # No pool slot or no connection in time: the request was never sent.
-        raise RetryableError(
-            f"{what}: timed out ({type(exc).__name__})", maybe_applied=False, cause="timeout"
-        ) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        # The request went out; the answer (or the rest of it) did not come in time.
-        raise RetryableError(
-            f"{what}: timed out ({type(exc).__name__})", maybe_applied=True, cause="timeout"
-        ) from exc
-    except aiohttp.InvalidURL as exc:
-        raise MisconfiguredError(f"{what}: bad receiver URL ({exc})") from exc
-    except aiohttp.ClientConnectorError as exc:
-        if _caused_by_certificate(exc):
-            raise MisconfiguredError(f"{what}: TLS certificate rejected ({exc})") from exc
-        raise RetryableError(
-            f"{what}: cannot connect ({exc})", maybe_applied=False, cause="connection"
-        ) from exc
     except aiohttp.ClientResponseError as exc:
         _forget_request_headers(exc)
         raise RetryableError(
