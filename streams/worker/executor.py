@@ -33,7 +33,7 @@ from streams.tenancy.tenant import Tenant, rate_limit_of
 from streams.worker.context import WorkerContext
 from streams.worker.lead_sources import LeadSourceCommands
 from streams.worker.metrics import UNKNOWN_CLIENT
-from streams.worker.publishing import RUNNING, Source, parked_at
+from streams.worker.publishing import Source, parked_at
 from streams.worker.users import UserCommands
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,6 @@ class Executor:
         A tenant whose breaker is open, or an entity with commands already parked, has the
         command parked behind them instead: the partition moves on for everyone else.
         """
-        token = RUNNING.set(source)
-        try:
-            await self._run(source)
-        finally:
-            RUNNING.reset(token)
-
-    async def _run(self, source: Source) -> None:
         command = await self._decode(source)
         if command is None:
             return
@@ -124,13 +117,6 @@ class Executor:
         carry the whole entity, so after an outage the receiver gets one call per entity, not
         one per change made while it was down.
         """
-        token = RUNNING.set(source)
-        try:
-            await self._run_parked(source)
-        finally:
-            RUNNING.reset(token)
-
-    async def _run_parked(self, source: Source) -> None:
         command = await self._decode(source)
         if command is None:
             return

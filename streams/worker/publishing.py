@@ -28,7 +28,7 @@ PARKED_REASON_HEADER = "connector-parked-reason"
 #: The most of an original value a dead letter keeps: the record must fit Kafka's 1 MB default.
 MAX_KEPT_VALUE_BYTES = 256 * 1024
 
-#: The command record the current task runs (the executor sets it): the row of a user
+#: The command record the current task runs (the sink's lanes set it): the row of a user
 #: command's outcome carries that command as the user's state (`references.state_of`).
 RUNNING: ContextVar[Source | None] = ContextVar("running_command", default=None)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.core.lanes import KeyedLanes, OrderedAcks
 from streams.worker.ownership import Ownership
-from streams.worker.publishing import Source, source_of
+from streams.worker.publishing import RUNNING, Source, source_of
 
 
 class CommandStream:
@@ -51,7 +51,13 @@ class CommandStream:
     async def _run(self, event: Any) -> None:
         if not await self._ownership.admit(event.message.tp):
             return  # revoked meanwhile: the next owner runs it
-        await self._run_source(source_of(event.message))
+        source = source_of(event.message)
+        # The command this task runs: the row of its outcome carries it as the user's state.
+        token = RUNNING.set(source)
+        try:
+            await self._run_source(source)
+        finally:
+            RUNNING.reset(token)
 
     async def _release(self, event: Any) -> None:
         message = event.message
