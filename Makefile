@@ -35,7 +35,7 @@ demo: $(STAMP)
 
 ## Everything CI runs: lint, format, types, then the whole suite on a real broker.
 test: check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 check: lint typecheck
 

@@ -127,7 +127,7 @@ def translate_errors(what: str) -> Iterator[None]:
     except httpx.TooManyRedirects as exc:
         raise PermanentError(f"{what}: too many redirects") from exc
     except aiohttp.ClientResponseError as exc:
-        _forget_request_headers(exc)
+        _forget_request_details(exc)
         raise RetryableError(
             f"{what}: transport failed (unparsable response: {exc.status}, {exc.message})",
             cause="transport",
@@ -139,11 +139,15 @@ def translate_errors(what: str) -> Iterator[None]:
         ) from exc
 
 
-def _forget_request_headers(exc: aiohttp.ClientResponseError) -> None:
-    # Its request_info holds the request's headers, the credential among them, and shows
-    # them in its repr: keep them out of the chain of causes that loggers print.
+def _forget_request_details(exc: aiohttp.ClientResponseError) -> None:
+    # Its request_info holds the request's headers, the credential among them, and its URL
+    # with the query (a staff lookup carries an email), and shows them in its repr: keep
+    # them out of the chain of causes that loggers print.
     info = exc.request_info
     exc.request_info = aiohttp.RequestInfo(
-        info.url, info.method, CIMultiDictProxy(CIMultiDict()), info.real_url
+        info.url.with_query(None),
+        info.method,
+        CIMultiDictProxy(CIMultiDict()),
+        info.real_url.with_query(None),
     )
     exc.args = (exc.request_info, exc.history)

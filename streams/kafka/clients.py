@@ -240,27 +240,30 @@ def kafka_errors(what: str) -> Iterator[None]:
         raise KafkaClientError(f"{what}: {text}") from exc
 
 
-def watermarks(
-    consumer: Any, topic: str, partitions: int, timeout: float
-) -> dict[int, tuple[int, int]]:
-    """(low, high) offsets of each partition of `topic`. A topic created a moment ago can
-    answer "not leader" for a while after its metadata names a leader: asked again until
-    `timeout`, like any passing error."""
-    from confluent_kafka import TopicPartition
-
-    deadline = time.monotonic() + timeout
+def watermark(consumer: Any, tp: Any, deadline: float) -> tuple[int, int]:
+    """(low, high) offsets of one partition. A topic created a moment ago can answer "not
+    leader" for a while after its metadata names a leader: asked again until `deadline`
+    (`time.monotonic()`), like any passing error."""
     while True:
         try:
-            return {
-                p: consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=max(0.1, deadline - time.monotonic())
-                )
-                for p in range(partitions)
-            }
+            low, high = consumer.get_watermark_offsets(
+                tp, timeout=max(0.1, deadline - time.monotonic())
+            )
+            return int(low), int(high)
         except KafkaException as exc:
             if not is_passing(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def watermarks(
+    consumer: Any, topic: str, partitions: int, timeout: float
+) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of each partition of `topic` (`watermark`, within `timeout`)."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    return {p: watermark(consumer, TopicPartition(topic, p), deadline) for p in range(partitions)}
 
 
 def partition_count(client: Any, topic: str, bootstrap: str, timeout: float) -> int:

@@ -30,17 +30,10 @@ def read_to_end(
     deadline = time.monotonic() + timeout
 
     def watermarks(tp: Any) -> tuple[int, int]:
-        # A topic created a moment ago may have no known leader yet: ask again until it has.
-        while True:
-            try:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                return int(low), int(high)
-            except KafkaException as exc:
-                if not clients.is_passing(exc) or time.monotonic() > deadline:
-                    raise KafkaClientError(
-                        f"cannot read {tp.topic}[{tp.partition}]: {exc}"
-                    ) from exc
-                time.sleep(0.1)
+        try:
+            return clients.watermark(consumer, tp, deadline)
+        except KafkaException as exc:
+            raise KafkaClientError(f"cannot read {tp.topic}[{tp.partition}]: {exc}") from exc
 
     consumer = clients.consumer(
         bootstrap,

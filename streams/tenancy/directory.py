@@ -245,12 +245,9 @@ class TenantDirectory:
                     + (f" (it failed: {self._failure})" if self._failure else "")
                 )
             try:
+                until = time.monotonic() + max(0.1, deadline - self._clock())
                 highs = {
-                    p: consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, p),
-                        timeout=max(0.1, deadline - self._clock()),
-                        cached=False,
-                    )[1]
+                    p: clients.watermark(consumer, TopicPartition(self.topic, p), until)[1]
                     for p in self._partitions
                 }
             except KafkaException as exc:
