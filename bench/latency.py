@@ -4,6 +4,8 @@ drain rate, the reference receiver in its own process.
     python -m bench.latency                    # max rate from 10,000 events; 60 s a step
     python -m bench.latency --quick            # about two minutes: 2,000 events; 15 s a step
     python -m bench.latency --max-rate 150     # skip measuring the max rate
+    python -m bench.latency --max-rate 200 --fractions 0.25,0.5   # 50 and 100 events/s
+    python -m bench.latency --checkout /tmp/base   # the worker of another source tree
 
 - max rate: `bench.peer`'s worker run on a pre-produced backlog (ready -> last outcome).
 - Then one fresh worker on fresh, empty topics; once ready, each step produces user events
@@ -12,7 +14,8 @@ drain rate, the reference receiver in its own process.
   the next step starts. A warm-up at the first step's rate (`--warmup` s: first connections,
   first creates) comes before them and is not counted; then the worker's CPU with no
   traffic is measured for `--idle` s, so each step's CPU per event can be split into the
-  idle floor and the work above it (`busy`).
+  idle floor and the work above it (`busy`), and by thread (`/proc/PID/task/*`, summed by
+  thread name).
 - Latency: from that stamp to the broker timestamp of the change's first final outcome
   (the worker writes it right after the receiver answered), joined on (client, intouch_id,
   version). Split in two at the command's broker timestamp: produce -> command (fetch,
@@ -26,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import tempfile
 import threading
 import time
@@ -36,6 +41,7 @@ from typing import Any
 
 from bench.parts import (
     FINAL,
+    TICK,
     Change,
     change_of,
     cpu_seconds,
@@ -91,6 +97,43 @@ def step_summary(
         out["to_command_ms"] = spread(planner)
         out["command_to_call_ms"] = spread(sink)
     return out
+
+
+def thread_names(py_spy: str | None, pid: int) -> dict[str, str]:
+    """`pid`'s Python threads' names by thread id, as `py-spy dump` tells them (none without
+    py-spy: /proc gives every Python thread the process's name)."""
+    if not py_spy:
+        return {}
+    dump = subprocess.run(
+        [py_spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+    ).stdout
+    found = re.findall(r'^Thread (\d+) \([^)]*\): "([^"]*)"', dump, flags=re.MULTILINE)
+    return {tid: re.sub(r"-\d+$", "", name.split(":")[0]) for tid, name in found}
+
+
+def thread_cpu(pid: int, names: dict[str, str] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) of each of `pid`'s threads, summed by thread name; Python
+    threads by `names` (`thread_names`), else as `main` and `py-TID`."""
+    names = names or {}
+    out: dict[str, float] = {}
+    own = Path(f"/proc/{pid}/comm").read_text().strip()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name == own:
+            default = "main" if task.name == str(pid) else f"py-{task.name}"
+            name = names.get(task.name, default)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def thread_ms(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+    """CPU ms per event of each thread name between two `thread_cpu` readings (>= 0.05)."""
+    spent = {n: 1000 * (t - before.get(n, 0.0)) / events for n, t in after.items()}
+    return {n: round(ms, 2) for n, ms in sorted(spent.items(), key=lambda i: -i[1]) if ms >= 0.05}
 
 
 def idle_share(pid: int, seconds: float) -> float:
@@ -194,7 +237,22 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=10.0, help="Seconds of idle CPU measured.")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="Receiver latency.")
     parser.add_argument("--quick", action="store_true", help="2,000 events, 15 s a step.")
+    parser.add_argument(
+        "--fractions", default=",".join(map(str, FRACTIONS)), help="Steps, of the max rate."
+    )
+    parser.add_argument(
+        "--checkout", help="Run the worker from this source tree (e.g. a `git archive` copy)."
+    )
+    parser.add_argument(
+        "--worker-env", action="append", default=[], metavar="NAME=VALUE",
+        help="A setting for the worker (repeatable).",
+    )  # fmt: skip
+    parser.add_argument("--py-spy", metavar="PATH", help="Name the worker's threads with it.")
     args = parser.parse_args()
+    fractions = tuple(float(f) for f in args.fractions.split(","))
+    extra = dict(e.split("=", 1) for e in args.worker_env)
+    if args.checkout:
+        extra["PYTHONPATH"] = args.checkout
     if args.quick:
         args.events, args.seconds = 2000, 15.0
     settings = Settings()
@@ -205,7 +263,7 @@ def main() -> None:
     if max_rate is None:
         backlog = Backlog(bootstrap, settings, args.events, 4, prefix="max")
         with receiver_process(*receiver) as url:
-            drained = run_worker(backlog, url, 64, workdir, {})
+            drained = run_worker(backlog, url, 64, workdir, extra)
         max_rate = args.events / drained["seconds"]
         backlog_cpu = round(1000 * drained["cpu_seconds"] / args.events, 3)
         print(json.dumps({"max_rate": round(max_rate, 1), "cpu_ms_per_event": backlog_cpu,
@@ -215,21 +273,26 @@ def main() -> None:
     with receiver_process(*receiver) as url:
         live.serve(url)
         app_id = f"{live.topics.topic_prefix.rstrip('.')}-w"
-        with running_workers(bootstrap, live.topics, app_id, workdir, 64, {}) as (worker,):
+        with running_workers(bootstrap, live.topics, app_id, workdir, 64, extra) as (worker,):
             stamps = Stamps(live)
             stamps.start()
             try:
-                warm = paced(live, FRACTIONS[0] * max_rate, args.warmup, "W")
+                warm = paced(live, fractions[0] * max_rate, args.warmup, "W")
                 stamps.wait(list(warm), time.time() + 600)
                 idle = idle_share(worker.process.pid, args.idle)
+                names = thread_names(args.py_spy, worker.process.pid)
                 print(json.dumps({"idle_cpu_share": idle}), flush=True)
-                for n, fraction in enumerate(FRACTIONS):
+                for n, fraction in enumerate(fractions):
                     rate = fraction * max_rate
                     began, cpu = time.time(), cpu_seconds(worker.process.pid)
+                    threads = thread_cpu(worker.process.pid, names)
                     produced = paced(live, rate, args.seconds, f"S{n}")
                     sent_for = time.time() - began
                     stamps.wait(list(produced), time.time() + 600)
                     used = cpu_seconds(worker.process.pid) - cpu
+                    per_thread = thread_ms(
+                        threads, thread_cpu(worker.process.pid, names), len(produced)
+                    )
                     with stamps.lock:
                         step = step_summary(produced, stamps.commands, stamps.outcomes)
                     step.update(fraction=fraction, rate=round(rate, 1),
@@ -238,6 +301,7 @@ def main() -> None:
                                 cpu_share=round(used / (time.time() - began), 2),
                                 busy_cpu_ms_per_event=busy_ms(used, idle, time.time() - began,
                                                               len(produced)),
+                                thread_cpu_ms_per_event=per_thread,
                                 load_1m=round(os.getloadavg()[0], 2))  # fmt: skip
                     steps.append(step)
                     print(json.dumps(step), flush=True)
@@ -251,6 +315,8 @@ def main() -> None:
         f"receiver {args.latency_ms:g} ms, {args.seconds:g} s a step, {os.cpu_count()} cores"
     )
     print("\n".join(table(steps)))
+    for s in steps:
+        print(f"{s['fraction']:>5.0%} CPU ms/event by thread: {s['thread_cpu_ms_per_event']}")
     print(
         f"p99 <= {TARGET_P99_MS:g} ms at {TARGET_AT:.0%} of the max rate: "
         f"{'met' if met else 'NOT met'}"

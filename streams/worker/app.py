@@ -17,6 +17,7 @@ from streams.avro.codec import Codecs, default_codecs
 from streams.core.breaker import Breakers
 from streams.core.retry import RetryPolicy
 from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
+from streams.kafka.fetching import BatchingTransport
 from streams.kafka.writer import AsyncProducer
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
@@ -96,6 +97,9 @@ class _App(faust.App):
         super().on_rebalance_start()
         for listener in self.rebalance_listeners:
             listener()
+
+    def _new_transport(self) -> Any:
+        return BatchingTransport(self.conf.broker_consumer, self)
 
 
 #: Seconds between the consumer's metadata refreshes (see the consumer settings below).

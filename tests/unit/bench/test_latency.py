@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
-from bench.latency import busy_ms, schedule, spread, step_summary, verdict
+from bench.latency import (
+    busy_ms,
+    schedule,
+    spread,
+    step_summary,
+    thread_cpu,
+    thread_ms,
+    verdict,
+)
 
 
 def test_schedule_spaces_events_evenly_over_the_duration() -> None:
@@ -58,3 +69,17 @@ def test_busy_cpu_is_what_is_left_above_the_idle_floor() -> None:
     # 12 s of CPU over 60 s at an idle floor of 0.1 core: 6 s of work for 600 events
     assert busy_ms(12.0, 0.1, 60.0, 600) == 10.0
     assert busy_ms(1.0, 0.1, 60.0, 600) == 0.0  # never below nothing
+
+
+def test_cpu_by_thread_is_per_event_largest_first_and_leaves_out_threads_that_did_nothing() -> None:
+    before = {"MainThread": 1.0, "Thread": 0.5, "ops-http": 0.2}
+    after = {"MainThread": 3.0, "Thread": 1.5, "ops-http": 0.2, "rdk:broker1": 0.25}
+    assert list(thread_ms(before, after, 1000).items()) == [
+        ("MainThread", 2.0), ("Thread", 1.0), ("rdk:broker1", 0.25),
+    ]  # fmt: skip
+
+
+def test_cpu_by_thread_reads_this_process_and_names_python_threads_as_told() -> None:
+    spent = thread_cpu(os.getpid(), {str(threading.get_native_id()): "the-test"})
+    assert "the-test" in spent and "main" not in spent
+    assert all(seconds >= 0 for seconds in spent.values())

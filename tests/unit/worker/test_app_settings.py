@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.kafka.fetching import BatchingConsumer, BatchingTransport
 from streams.settings import Settings
 from streams.worker.app import METADATA_MAX_AGE, Pipeline
 
@@ -17,3 +18,12 @@ def test_a_group_left_without_partitions_after_a_broker_restart_mends_within_sec
     monkeypatch.setenv("CONNECTOR_DATA_DIR", str(tmp_path))
     pipeline = Pipeline(Settings(), "127.0.0.1:1")
     assert pipeline.app.conf.consumer_metadata_max_age_ms == METADATA_MAX_AGE * 1000 <= 10_000
+
+
+def test_the_worker_consumes_through_the_transport_that_batches_fetches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNECTOR_DATA_DIR", str(tmp_path))
+    transport = Pipeline(Settings(), "127.0.0.1:1").app.transport
+    assert isinstance(transport, BatchingTransport)
+    assert transport.Consumer is BatchingConsumer
