@@ -30,15 +30,17 @@ KINDS = {
     "aiokafka": "aiokafka getmany(500) + decode (under Faust)",
     "faust-events": "Faust agent: noack, events(), decode, ack each in order (the sink's)",
     "faust-batches": "Faust agent: take_events(256, 0.02) + decode (the planner's)",
+    "faust-worker": "faust-events, plus idle agents on the worker's 5 other topics",
 }
 PREFIX = "floor: "
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu() -> dict[int, tuple[str, float]]:
-    """This process's threads: tid -> (comm, user + system CPU seconds), from /proc."""
+def thread_cpu(pid: int | None = None) -> dict[int, tuple[str, float]]:
+    """A process's threads (this one's by default): tid -> (comm, user + system CPU
+    seconds), from /proc."""
     threads = {}
-    for task in Path("/proc/self/task").iterdir():
+    for task in Path(f"/proc/{pid or 'self'}/task").iterdir():
         try:
             text = (task / "stat").read_text()
         except OSError:
@@ -64,11 +66,19 @@ def thread_label(tid: int, comm: str) -> str:
     return comm
 
 
-def cpu_split(before: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds per thread label since `before` (threads born since count in full)."""
+def comm_label(pid: int, tid: int, comm: str) -> str:
+    """A thread of another process: `main`, `rdkafka` or `other`."""
+    if tid == pid:
+        return "main"
+    return "rdkafka" if comm.startswith("rdk:") else "other"
+
+
+def cpu_split(before: dict[int, tuple[str, float]], pid: int | None = None) -> dict[str, float]:
+    """CPU seconds per thread label since `before` (threads born since count in full), of
+    this process (named by `thread_label`) or of process `pid` (by `comm_label`)."""
     split: dict[str, float] = {}
-    for tid, (comm, used) in thread_cpu().items():
-        label = thread_label(tid, comm)
+    for tid, (comm, used) in thread_cpu(pid).items():
+        label = comm_label(pid, tid, comm) if pid else thread_label(tid, comm)
         spent = used - before.get(tid, (comm, 0.0))[1]
         split[label] = round(split.get(label, 0.0) + spent, 3)
     return split
@@ -201,7 +211,12 @@ def run_faust(args: argparse.Namespace, meter: Meter, decode: Callable[[Any], An
                 decode(event.message.value)
             meter.count(len(taken))
 
-    app.agent(topic, name="floor")(events if args.kind == "faust-events" else batches)
+    app.agent(topic, name="floor")(batches if args.kind == "faust-batches" else events)
+    if args.kind == "faust-worker":
+        # The worker's other agents (streams/worker/app.py), on topics nothing is written to
+        for number, name in enumerate(args.idle_topics):
+            idle_topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+            app.agent(idle_topic, name=f"idle-{number}")(batches)
     worker = faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False)
     worker.spinner = None
     worker.execute_from_commandline()
@@ -214,6 +229,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--idle-topics", nargs="*", default=[], help="faust-worker's others.")
     return parser.parse_args(argv)
 
 

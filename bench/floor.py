@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.consumers import KINDS, PREFIX
+from bench.consumers import KINDS, PREFIX, cpu_split, thread_cpu
 from bench.latency import schedule
 from bench.parts import change_of, cpu_seconds, encoded_event, receiver_process
 from bench.peer import CLIENT, CLUB, RECEIVER_ARGS, RECEIVER_CLIENT, RECEIVER_CLUB, Backlog
@@ -34,7 +34,7 @@ from bench.state import command
 from streams.avro.codec import default_codecs
 from streams.cli.common import resolve_bootstrap
 from streams.kafka import clients
-from streams.settings import Settings
+from streams.settings import Settings, TopicSettings
 
 PEER = "peer"
 #: The longest one consumer may take from start to its last record.
@@ -128,10 +128,12 @@ def measure(command_line: list[str], prefix: str, on_ready: Callable[[], None]) 
         if said(process, prefix) != "ready":
             raise SystemExit(f"{command_line[2:4]} did not start")
         began, cpu = time.time(), cpu_seconds(process.pid)
+        threads = thread_cpu(process.pid)
         feeding = threading.Thread(target=on_ready)
         feeding.start()
         result = json.loads(said(process, prefix))
         last, used = time.time(), cpu_seconds(process.pid)
+        result.setdefault("threads", cpu_split(threads, process.pid))
         feeding.join()
     finally:
         watchdog.cancel()
@@ -140,8 +142,20 @@ def measure(command_line: list[str], prefix: str, on_ready: Callable[[], None]) 
     return {**result, "seconds": last - began, "cpu_seconds": used - cpu}
 
 
-def consumer_line(kind: str, backlog: Backlog, events: int, url: str = "") -> list[str]:
-    """The command line of one `kind` of consumer reading `events` records of `backlog`."""
+def idle_topics(topics: TopicSettings) -> list[str]:
+    """The worker's topics besides the commands topic that its Faust agents read."""
+    return [
+        topics.name(name)
+        for name in (topics.users_topic, topics.staff_topic, topics.lead_sources_topic,
+                     topics.replay_topic, topics.parked_topic)
+    ]  # fmt: skip
+
+
+def consumer_line(
+    kind: str, backlog: Backlog, events: int, url: str = "", idle: Sequence[str] = ()
+) -> list[str]:
+    """The command line of one `kind` of consumer reading `events` records of `backlog`
+    (`faust-worker`: and the empty topics `idle`)."""
     group = f"floor-{uuid.uuid4().hex[:6]}"
     if kind == PEER:
         return [
@@ -152,6 +166,7 @@ def consumer_line(kind: str, backlog: Backlog, events: int, url: str = "") -> li
     return [
         sys.executable, "-m", "bench.consumers", kind, "--bootstrap", backlog.bootstrap,
         "--topic", commands_of(backlog), "--group", group, "--events", str(events),
+        *(["--idle-topics", *idle] if kind == "faust-worker" else []),
     ]  # fmt: skip
 
 
@@ -159,7 +174,9 @@ def commands_of(backlog: Backlog) -> str:
     return backlog.topics.name(backlog.topics.commands_topic)
 
 
-def run_one(kind: str, backlog: Backlog, events: int, rate: float | None) -> dict[str, Any]:
+def run_one(
+    kind: str, backlog: Backlog, events: int, rate: float | None, idle: Sequence[str]
+) -> dict[str, Any]:
     """One consumer of `kind` over `events` records: pre-produced, or fed at `rate`."""
     if kind == PEER:
         records, topic = encoded_users(events), backlog.users
@@ -171,7 +188,7 @@ def run_one(kind: str, backlog: Backlog, events: int, rate: float | None) -> dic
             feed(backlog, topic, records, rate)
 
     if kind != PEER:
-        return measure(consumer_line(kind, backlog, events), PREFIX, on_ready)
+        return measure(consumer_line(kind, backlog, events, idle=idle), PREFIX, on_ready)
     with receiver_process(*RECEIVER_ARGS, "--latency-ms", "0") as url:
         measured = measure(consumer_line(kind, backlog, events, url), "", on_ready)
     if measured["errors"]:
@@ -258,6 +275,8 @@ def main() -> None:
     bootstrap = resolve_bootstrap(settings, start=True)
     loads = [load()]
     backlog = None
+    # The faust-worker's other topics: nothing is ever written to them.
+    idle = idle_topics(Backlog(bootstrap, settings, 0, 4, prefix="idle", produce=False).topics)
     if args.rate is None:
         backlog = Backlog(bootstrap, settings, args.events, 4, prefix="floor")
         feed(backlog, commands_of(backlog), encoded_commands(args.events), None)
@@ -267,7 +286,7 @@ def main() -> None:
         for kind in order:
             topics = backlog or Backlog(bootstrap, settings, args.events, 4, prefix="floor",
                                         produce=False)  # fmt: skip
-            measured = run_one(kind, topics, args.events, args.rate)
+            measured = run_one(kind, topics, args.events, args.rate, idle)
             rows.append(row(kind, number, args.events, measured))
             print(json.dumps({**rows[-1], "load": load()}), flush=True)
         order.reverse()  # interleave: drift (other work on the machine) hits all alike

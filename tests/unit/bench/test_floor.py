@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from bench.consumers import KINDS, PREFIX, cpu_split, thread_cpu, thread_label
+from bench.consumers import KINDS, PREFIX, comm_label, cpu_split, thread_cpu, thread_label
+from bench.consumers import parse as parse_consumer
 from bench.floor import (
     PEER,
+    consumer_line,
     encoded_commands,
+    idle_topics,
     parse_args,
     protocol,
     row,
@@ -19,6 +24,7 @@ from bench.floor import (
     worker_floor,
 )
 from streams.avro.codec import default_codecs
+from streams.settings import TopicSettings
 
 
 def test_defaults_quick_and_rate() -> None:
@@ -42,6 +48,23 @@ def test_protocol_lines_are_told_from_a_clients_own_output() -> None:
     assert protocol(f"{PREFIX}ready\n", PREFIX) == "ready"
     assert protocol('[2026-11-29 04:00] [1] [WARNING] faust says "floor: ready"', PREFIX) is None
     assert protocol("ready\n", "") == "ready"  # the peer's lines are all protocol
+
+
+def test_each_kind_runs_in_its_module_and_only_the_worker_shape_reads_idle_topics() -> None:
+    topics = TopicSettings(topic_prefix="t.")
+    backlog: Any = SimpleNamespace(bootstrap="127.0.0.1:9", users="t.users", topics=topics)
+    idle = idle_topics(topics)
+    assert "t.connector.commands.v1" not in idle and len(idle) == 5
+    assert "t.intouch.users.v1" in idle and "t.connector.parked.v1" in idle
+    for kind in KINDS:
+        line = consumer_line(kind, backlog, 100, idle=idle)
+        assert line[1:4] == ["-m", "bench.consumers", kind]
+        args = parse_consumer(line[3:])
+        assert (args.topic, args.events) == ("t.connector.commands.v1", 100)
+        assert args.idle_topics == (idle if kind == "faust-worker" else [])
+    peer = consumer_line(PEER, backlog, 100, "http://127.0.0.1:1/api", idle)
+    assert peer[1:3] == ["-m", "bench.minimal"] and "t.users" in peer
+    assert "--idle-topics" not in peer
 
 
 def test_the_backlog_is_the_commands_topics_encoding() -> None:
@@ -107,6 +130,9 @@ def test_the_worker_floor_sums_what_it_consumes_through_each_client() -> None:
 def test_threads_are_labelled_and_their_cpu_counted_since_a_reading() -> None:
     assert thread_label(os.getpid(), "python") == "main"
     assert thread_label(12345678, "rdk:broker1") == "rdkafka"
+    assert [
+        comm_label(7, tid, comm) for tid, comm in ((7, "python"), (8, "rdk:main"), (9, "x"))
+    ] == ["main", "rdkafka", "other"]
     before = thread_cpu()
     busy, stop = threading.Event(), threading.Event()
 
@@ -122,8 +148,10 @@ def test_threads_are_labelled_and_their_cpu_counted_since_a_reading() -> None:
     try:
         assert busy.wait(10), "the thread never used 50 ms of CPU"
         split = cpu_split(before)
+        outside = cpu_split(before, os.getpid())  # read as another process would: by comm
     finally:
         stop.set()
         spinner.join()
     assert split["spin"] >= 0.05
     assert "main" in split
+    assert outside["other"] >= 0.05 and set(outside) <= {"main", "other", "rdkafka"}
