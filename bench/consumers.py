@@ -214,9 +214,10 @@ def run_faust(args: argparse.Namespace, meter: Meter, decode: Callable[[Any], An
     app.agent(topic, name="floor")(batches if args.kind == "faust-batches" else events)
     if args.kind == "faust-worker":
         # The worker's other agents (streams/worker/app.py), on topics nothing is written to
+        # (the planners' three take batches; replay and parked take events one by one).
         for number, name in enumerate(args.idle_topics):
             idle_topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-            app.agent(idle_topic, name=f"idle-{number}")(batches)
+            app.agent(idle_topic, name=f"idle-{number}")(batches if number < 3 else events)
     worker = faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False)
     worker.spinner = None
     worker.execute_from_commandline()
@@ -229,7 +230,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--events", type=int, required=True)
-    parser.add_argument("--idle-topics", nargs="*", default=[], help="faust-worker's others.")
+    parser.add_argument(
+        "--idle-topics",
+        nargs="*",
+        default=[],
+        help="faust-worker's others: the planners' 3, then replay and parked.",
+    )
     return parser.parse_args(argv)
 
 

@@ -17,19 +17,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import bench.peer
 from bench.consumers import KINDS, PREFIX, cpu_split, thread_cpu
 from bench.latency import schedule
 from bench.parts import change_of, cpu_seconds, encoded_event, receiver_process
-from bench.peer import CLIENT, CLUB, RECEIVER_ARGS, RECEIVER_CLIENT, RECEIVER_CLUB, Backlog
+from bench.peer import (
+    CLIENT,
+    CLUB,
+    RECEIVER_ARGS,
+    RECEIVER_CLIENT,
+    RECEIVER_CLUB,
+    Backlog,
+    profiled,
+)
 from bench.state import command
 from streams.avro.codec import default_codecs
 from streams.cli.common import resolve_bootstrap
@@ -56,6 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rate", type=float, help="Produce this many a second while each consumer runs."
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="How long, with --rate.")
+    parser.add_argument("--py-spy", metavar="PATH", help="Sample each consumer with this py-spy.")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.rounds, args.seconds = 2000, 2, 10.0
@@ -119,8 +132,11 @@ def said(process: subprocess.Popen[str], prefix: str) -> str:
     raise SystemExit(f"{process.args!r} ended before it said what it had to")
 
 
-def measure(command_line: list[str], prefix: str, on_ready: Callable[[], None]) -> dict[str, Any]:
-    """Run one consumer: ready -> its result line, and its CPU from /proc over that span."""
+def measure(
+    command_line: list[str], prefix: str, on_ready: Callable[[], None], profile: Path | None
+) -> dict[str, Any]:
+    """Run one consumer: ready -> its result line, and its CPU from /proc over that span
+    (sampled by py-spy into `profile` meanwhile, when asked)."""
     process = subprocess.Popen(command_line, stdout=subprocess.PIPE, text=True)
     watchdog = threading.Timer(RUN_TIMEOUT, process.kill)
     watchdog.start()
@@ -131,7 +147,8 @@ def measure(command_line: list[str], prefix: str, on_ready: Callable[[], None]) 
         threads = thread_cpu(process.pid)
         feeding = threading.Thread(target=on_ready)
         feeding.start()
-        result = json.loads(said(process, prefix))
+        with profiled(process.pid, profile):
+            result = json.loads(said(process, prefix))
         last, used = time.time(), cpu_seconds(process.pid)
         result.setdefault("threads", cpu_split(threads, process.pid))
         feeding.join()
@@ -175,8 +192,9 @@ def commands_of(backlog: Backlog) -> str:
 
 
 def run_one(
-    kind: str, backlog: Backlog, events: int, rate: float | None, idle: Sequence[str]
-) -> dict[str, Any]:
+    kind: str, backlog: Backlog, events: int, rate: float | None, idle: Sequence[str],
+    profile: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One consumer of `kind` over `events` records: pre-produced, or fed at `rate`."""
     if kind == PEER:
         records, topic = encoded_users(events), backlog.users
@@ -188,9 +206,9 @@ def run_one(
             feed(backlog, topic, records, rate)
 
     if kind != PEER:
-        return measure(consumer_line(kind, backlog, events, idle=idle), PREFIX, on_ready)
+        return measure(consumer_line(kind, backlog, events, idle=idle), PREFIX, on_ready, profile)
     with receiver_process(*RECEIVER_ARGS, "--latency-ms", "0") as url:
-        measured = measure(consumer_line(kind, backlog, events, url), "", on_ready)
+        measured = measure(consumer_line(kind, backlog, events, url), "", on_ready, profile)
     if measured["errors"]:
         raise SystemExit(f"the peer's receiver calls failed: {measured}")
     return measured
@@ -271,6 +289,12 @@ def load() -> str:
 
 def main() -> None:
     args = parse_args()
+    bench.peer.PY_SPY = args.py_spy  # what bench.peer.profiled samples with
+    workdir = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+    # The Faust consumers' data dirs (they are killed, not stopped): removed at the end.
+    scratch = workdir / "tmp"
+    scratch.mkdir()
+    os.environ["TMPDIR"] = str(scratch)
     settings = Settings()
     bootstrap = resolve_bootstrap(settings, start=True)
     loads = [load()]
@@ -286,11 +310,13 @@ def main() -> None:
         for kind in order:
             topics = backlog or Backlog(bootstrap, settings, args.events, 4, prefix="floor",
                                         produce=False)  # fmt: skip
-            measured = run_one(kind, topics, args.events, args.rate, idle)
+            profile = workdir / f"{kind}-{number}.stacks" if args.py_spy else None
+            measured = run_one(kind, topics, args.events, args.rate, idle, profile)
             rows.append(row(kind, number, args.events, measured))
             print(json.dumps({**rows[-1], "load": load()}), flush=True)
         order.reverse()  # interleave: drift (other work on the machine) hits all alike
     loads.append(load())
+    shutil.rmtree(scratch, ignore_errors=True)
     table = summarize(rows, args.kinds)
     floor = worker_floor(table)
     shape = f"at {args.rate:g}/s for {args.seconds:g} s" if args.rate else "pre-produced"
