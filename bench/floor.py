@@ -245,15 +245,16 @@ def summarize(rows: Sequence[dict[str, Any]], kinds: Sequence[str]) -> list[dict
             continue
         cpu = median_of(rows, kind, "cpu_ms_per_event")
         labels = sorted({label for r in runs for label in r["threads_ms"]})
+        threads = {
+            label: round(statistics.median(r["threads_ms"].get(label, 0.0) for r in runs), 3)
+            for label in labels
+        }
         table.append({
             "kind": kind,
             "events_per_s": median_of(rows, kind, "events_per_s"),
             "cpu_ms_per_event": cpu,
             "x_peer": round(cpu / peer_cpu, 2) if cpu is not None and peer_cpu else None,
-            "threads_ms": {
-                label: round(statistics.median(r["threads_ms"].get(label, 0.0) for r in runs), 3)
-                for label in labels
-            },
+            "threads_ms": {label: ms for label, ms in threads.items() if ms},
         })  # fmt: skip
     return table
 

@@ -104,6 +104,8 @@ def runs() -> list[dict[str, object]]:
         run("faust-events", 3.0, 300.0, {"main": 2.0}),  # the thread idle that round
         run("faust-events", 2.0, 500.0, {"main": 1.5, "faust-consumer": 0.4}),
         run("faust-batches", 0.5, 2000.0, {"main": 0.5}),
+        run("confluent-decode", 0.1, 5000.0, {"main": 0.1, "rdkafka": 0.001}),
+        run("confluent-decode", 0.1, 5000.0, {"main": 0.1}),
         run("confluent-decode", 0.1, 5000.0, {"main": 0.1}),
     ]
 
@@ -115,6 +117,8 @@ def test_the_summary_takes_medians_and_compares_cpu_with_the_peers() -> None:
     assert (events["cpu_ms_per_event"], events["events_per_s"]) == (2.0, 500.0)
     assert events["x_peer"] == 4.0 and peer["x_peer"] == 1.0
     assert events["threads_ms"] == {"faust-consumer": 0.2, "main": 1.5}  # absent counts 0
+    follower = summarize(runs(), ["confluent-decode"])[0]
+    assert follower["threads_ms"] == {"main": 0.1}  # a median of 0 is left out
 
 
 def test_the_worker_floor_sums_what_it_consumes_through_each_client() -> None:
