@@ -15,6 +15,7 @@ by thread (main, Faust's consumer thread, librdkafka's) is its own reading of /p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -318,6 +319,8 @@ def main() -> None:
         order.reverse()  # interleave: drift (other work on the machine) hits all alike
     loads.append(load())
     shutil.rmtree(scratch, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        workdir.rmdir()  # kept when it holds profiles
     table = summarize(rows, args.kinds)
     floor = worker_floor(table)
     shape = f"at {args.rate:g}/s for {args.seconds:g} s" if args.rate else "pre-produced"
