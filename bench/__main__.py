@@ -12,6 +12,7 @@ BENCHMARKS = (
     ("bench.stages", "--quick"),
     ("bench.latency", "--quick"),
     ("bench.scaleout", "--quick"),
+    ("bench.floor", "--quick"),
 )
 for module, *args in BENCHMARKS:
     print(f"== {module}", flush=True)
