@@ -161,14 +161,20 @@ async def run_aiokafka(
 
 
 def faust_app(args: argparse.Namespace) -> Any:
-    """A bare app with the worker's settings (streams/worker/app.py, `_App(...)`)."""
+    """A bare app with the worker's settings (streams/worker/app.py, `_App(...)`) and its
+    transport, whose consumer batches fetches on a steady stream (streams/kafka/fetching.py)."""
     import faust
 
+    from streams.kafka.fetching import BatchingTransport
     from streams.settings import Settings
     from streams.worker.app import METADATA_MAX_AGE
 
+    class App(faust.App):
+        def _new_transport(self) -> Any:
+            return BatchingTransport(self.conf.broker_consumer, self)
+
     tuning = Settings().pipeline
-    return faust.App(
+    return App(
         args.group,
         broker=f"kafka://{args.bootstrap}",
         store="memory://",
