@@ -19,7 +19,14 @@ from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore, Writes, store_options, without_wal
+from streams.worker.links import (
+    LinkFollower,
+    LinkStore,
+    Writes,
+    compacting,
+    store_options,
+    without_wal,
+)
 from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
@@ -126,7 +133,8 @@ class UserStates:
             self._db = Rdict(self._path, store_options())
             self._db[_INDEXED] = b"1"
             self._db.set_write_options(without_wal())
-            self._gathered = Writes(self._db)
+            compacting(self._db, False)
+            self._gathered = Writes(self._db, from_empty=True)
 
     def rebuilt(self) -> None:
         """Made durable; writes go through the write-ahead log again."""
@@ -135,6 +143,7 @@ class UserStates:
             self._gathered = None
             self._db.flush()
             self._db.set_write_options(WriteOptions())
+            compacting(self._db, True)
 
     def _read(self, key: str) -> Any:
         """A stored value, or one gathered and not written yet (call with the lock held)."""
@@ -280,7 +289,7 @@ class UserStates:
     def offsets(self) -> dict[int, int]:
         """Next command offset to read per partition."""
         with self._lock:
-            raw = self._read("__command_offsets")
+            raw = self._db.get("__command_offsets")  # written at once (not gathered)
         return {int(p): o for p, o in load_row(raw).items()} if raw is not None else {}
 
     def save_offsets(self, offsets: Mapping[int, int]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,56 @@ def test_a_store_made_from_the_outcomes_topic_is_rebuilt(tmp_path: Path) -> None
     again = LinkStore(tmp_path)  # caught up once: kept
     assert again.offsets() == {0: 1} and not again.rebuilding
     again.close()
+
+
+def test_writes_from_an_empty_store_read_only_the_keys_they_were_given(tmp_path: Path) -> None:
+    db = Rdict(str(tmp_path / "db"))
+    writes = Writes(db, from_empty=True)
+    db["behind-its-back"] = b"x"  # not through `writes`: it does not ask RocksDB for it
+    assert writes.get("behind-its-back") is None
+    writes.put("u/1/2", b"row")
+    assert writes.get("u/1/2") == b"row"  # gathered
+    writes.write()
+    assert writes.get("u/1/2") == b"row"  # written, and read back from RocksDB
+    writes.delete("u/1/2")
+    writes.write()
+    assert writes.get("u/1/2") is None
+    assert Writes(db).get("behind-its-back") == b"x"  # the everyday kind reads everything
+    db.close()
+
+
+def test_an_older_row_after_the_gathered_rows_were_written_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    linked = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 6))
+    moved = writer.apply(outcome(2, Status.LINKED, "P2"), (0, 9))
+    assert linked and moved and reader.store_row(*moved)
+    reader.save_offsets({0: 10})  # writes the gathered rows
+    assert not reader.store_row(*linked)
+    assert reader.user("100", "5001").receiver_id == "P2"  # type: ignore[union-attr]
+    writer.close()
+    reader.close()
+
+
+def test_a_store_being_rebuilt_compacts_only_once_rebuilt(tmp_path: Path) -> None:
+    def level0_files() -> int:
+        with store._lock:
+            return int(store._db.property_int_value("rocksdb.num-files-at-level0") or 0)
+
+    store, writer = LinkStore(tmp_path / "r"), LinkStore(tmp_path / "w")
+    for n in range(6):  # six level-0 files: past the trigger (4) of a compaction
+        row = writer.apply({**outcome(1, Status.LINKED, f"P{n}"), "intouch_id": f"u{n}"}, (0, n))
+        assert row is not None and store.store_row(*row)
+        with store._lock:
+            store._write_gathered()
+            store._db.flush()
+    assert level0_files() == 6
+    store.rebuilt()
+    deadline = time.monotonic() + 30
+    while level0_files() >= 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on RocksDB's background compaction, with a deadline
+    assert level0_files() < 4
+    assert store.user("100", "u5").receiver_id == "P5"  # type: ignore[union-attr]
+    store.close()
+    writer.close()
