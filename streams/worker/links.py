@@ -97,33 +97,29 @@ class Writes:
         self._values: dict[str, bytes | None] = {}
         self._seen = bytearray(self._SEEN_BITS // 8) if from_empty else None
 
-    def _mark(self, key: str) -> None:
+    def get(self, key: str) -> bytes | None:
+        """The value of `key`: gathered, or stored (a key put with `read=False` is not read)."""
+        if key in self._values:
+            return self._values[key]
         if self._seen is not None:
+            h = hash(key)
+            first, second = h & 0xFFFFFF, (h >> 24) & 0xFFFFFF
+            seen = self._seen
+            if not (seen[first >> 3] >> (first & 7) & 1 and seen[second >> 3] >> (second & 7) & 1):
+                return None
+        found = self._db.get(key)
+        return None if found is None else bytes(found)
+
+    def put(self, key: str, value: bytes, *, read: bool = True) -> None:
+        """Put `value`; `read=False`: `get` never asks for this key (an index entry, iterated
+        only after `write`), so the filter of seen keys need not have it."""
+        self._batch.put(key, value)
+        self._values[key] = value
+        if read and self._seen is not None:
             h = hash(key)
             first, second = h & 0xFFFFFF, (h >> 24) & 0xFFFFFF
             self._seen[first >> 3] |= 1 << (first & 7)
             self._seen[second >> 3] |= 1 << (second & 7)
-
-    def _maybe_seen(self, key: str) -> bool:
-        if self._seen is None:
-            return True
-        h = hash(key)
-        first, second = h & 0xFFFFFF, (h >> 24) & 0xFFFFFF
-        seen = self._seen
-        return bool(seen[first >> 3] >> (first & 7) & 1 and seen[second >> 3] >> (second & 7) & 1)
-
-    def get(self, key: str) -> bytes | None:
-        if key in self._values:
-            return self._values[key]
-        if not self._maybe_seen(key):
-            return None
-        found = self._db.get(key)
-        return None if found is None else bytes(found)
-
-    def put(self, key: str, value: bytes) -> None:
-        self._batch.put(key, value)
-        self._values[key] = value
-        self._mark(key)
 
     def delete(self, key: str) -> None:
         self._batch.delete(key)
@@ -349,6 +345,8 @@ class LinkStore:
         """Whether the changelog row at `position` went through `mark_own` (forgotten now, with
         any earlier one the follower passed before it was written down)."""
         partition, offset = position
+        if partition not in self._own:
+            return False  # none (read unlocked: one marked meanwhile is applied twice, harmless)
         with self._lock:
             own = self._own.get(partition)
             while own and own[0] < offset:

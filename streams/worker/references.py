@@ -217,14 +217,14 @@ class UserStates:
                 if refs.get(entity) != referenced:
                     batch.delete(_ref_prefix(entity, client_id, referenced) + intouch_id)
             for entity, referenced in refs.items():
-                batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"")
+                batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"", read=False)
             partition = int(latest[1])
             if meta.get("refs") and meta["partition"] != partition:
                 batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             carried = list(state["carried"])
             if refs:
                 entry = dump_row({"refs": refs, "carried": carried})
-                batch.put(_partition_key(partition, client_id, intouch_id), entry)
+                batch.put(_partition_key(partition, client_id, intouch_id), entry, read=False)
             elif meta.get("refs"):
                 batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             meta = {"latest": list(latest), "partition": partition, "refs": refs}
