@@ -12,14 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Rdict, WriteBatch, WriteOptions
+from rocksdict import Rdict, WriteOptions
 
 from streams.avro.codec import AvroCodec
 from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore, store_options, without_wal
+from streams.worker.links import (
+    LinkFollower,
+    LinkStore,
+    Writes,
+    compacting,
+    store_options,
+    without_wal,
+)
 from streams.worker.rows import dump_row, load_row
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,12 @@ class Reference:
 
     refs: dict[str, str]
     carried: tuple[str | None, str | None]
+
+    @classmethod
+    def of(cls, entry: bytes) -> Reference:
+        """The reference a partition index entry holds (see `UserStates.references_of`)."""
+        found = load_row(entry)
+        return cls(found["refs"], tuple(found["carried"]))
 
 
 def state_of(raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> dict[str, Any]:
@@ -106,6 +119,8 @@ class UserStates:
         self._db = Rdict(self._path, store_options())
         self._codec = codec
         self._lock = threading.Lock()
+        #: While rebuilding: the states kept and not written yet (see `Writes`).
+        self._gathered: Writes | None = None
         if self._db.get(_INDEXED) is None:
             self._index_partitions()
 
@@ -118,12 +133,26 @@ class UserStates:
             self._db = Rdict(self._path, store_options())
             self._db[_INDEXED] = b"1"
             self._db.set_write_options(without_wal())
+            compacting(self._db, False)
+            self._gathered = Writes(self._db, from_empty=True)
 
     def rebuilt(self) -> None:
         """Made durable; writes go through the write-ahead log again."""
         with self._lock:
+            self._write_gathered()
+            self._gathered = None
             self._db.flush()
             self._db.set_write_options(WriteOptions())
+            compacting(self._db, True)
+
+    def _read(self, key: str) -> Any:
+        """A stored value, or one gathered and not written yet (call with the lock held)."""
+        return self._db.get(key) if self._gathered is None else self._gathered.get(key)
+
+    def _write_gathered(self) -> None:
+        """Write the states gathered while rebuilding (call with the lock held)."""
+        if self._gathered is not None:
+            self._gathered.write()
 
     def _index_partitions(self) -> None:
         """Write the partition index of a store kept before it existed (once)."""
@@ -141,16 +170,18 @@ class UserStates:
     def empty(self) -> bool:
         """Whether no state was ever kept and no command read here (a new data dir)."""
         with self._lock:
+            self._write_gathered()
             return self._db.get("__command_offsets") is None and not self._keys_from("v/", 1)
 
     def close(self) -> None:
         with self._lock:
+            self._write_gathered()
             self._db.close()
 
     def get(self, client_id: str, intouch_id: str) -> UserState | None:
         with self._lock:
-            raw = self._db.get(_command_key(client_id, intouch_id))
-            meta = self._db.get(_state_key(client_id, intouch_id))
+            raw = self._read(_command_key(client_id, intouch_id))
+            meta = self._read(_state_key(client_id, intouch_id))
         if raw is None or meta is None:
             return None
         return UserState(self._codec.decode(raw), int(load_row(meta)["partition"]))
@@ -158,8 +189,8 @@ class UserStates:
     def state(self, client_id: str, intouch_id: str) -> dict[str, Any] | None:
         """The user's latest state as `state_of` gives it (what a link row carries)."""
         with self._lock:
-            raw = self._db.get(_command_key(client_id, intouch_id))
-            meta = self._db.get(_state_key(client_id, intouch_id))
+            raw = self._read(_command_key(client_id, intouch_id))
+            meta = self._read(_state_key(client_id, intouch_id))
         if raw is None or meta is None:
             return None
         _, partition, offset = load_row(meta)["latest"]
@@ -176,38 +207,47 @@ class UserStates:
         latest = tuple(state["latest"])
         refs: dict[str, str] = dict(state["refs"])
         with self._lock:
-            found = self._db.get(key)
+            # The state and its indexes in one write (with more states while rebuilding).
+            batch = self._gathered if self._gathered is not None else Writes(self._db)
+            found = batch.get(key)
             meta: dict[str, Any] = load_row(found) if found is not None else {}
             if tuple(meta.get("latest", (-1, -1, -1))) >= latest:
                 return False
-            batch = WriteBatch()  # the state and its indexes in one write
             for entity, referenced in meta.get("refs", {}).items():
                 if refs.get(entity) != referenced:
                     batch.delete(_ref_prefix(entity, client_id, referenced) + intouch_id)
             for entity, referenced in refs.items():
-                batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"")
+                batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"", read=False)
             partition = int(latest[1])
             if meta.get("refs") and meta["partition"] != partition:
                 batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             carried = list(state["carried"])
             if refs:
                 entry = dump_row({"refs": refs, "carried": carried})
-                batch.put(_partition_key(partition, client_id, intouch_id), entry)
+                batch.put(_partition_key(partition, client_id, intouch_id), entry, read=False)
             elif meta.get("refs"):
                 batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
             meta = {"latest": list(latest), "partition": partition, "refs": refs}
             batch.put(_command_key(client_id, intouch_id), _raw_of(state))
             batch.put(key, dump_row(meta))
-            self._db.write(batch)
+            if batch is not self._gathered or batch.full():
+                batch.write()
             return True
 
     def with_references(self, partition: int) -> Iterator[tuple[str, str, Reference]]:
         """(client, InTouch ID, what it references and carried) of the users of a commands
         partition whose latest state names a staff owner or lead source, read lazily (a
         thousand at a time, so the readers are not held up)."""
+        for client_id, intouch_id, entry in self.references_of(partition):
+            yield client_id, intouch_id, Reference.of(entry)
+
+    def references_of(self, partition: int) -> Iterator[tuple[str, str, bytes]]:
+        """`with_references` not decoded: (client, InTouch ID, the entry `Reference.of`
+        reads). Users naming the same references with the same receiver IDs have equal ones."""
         prefix = start = f"p/{partition}/"
         while True:
             with self._lock:
+                self._write_gathered()
                 batch = []
                 for key, value in self._db.items(from_key=start):
                     if not (isinstance(key, str) and key.startswith(prefix)):
@@ -217,8 +257,7 @@ class UserStates:
                         break
             for key, value in batch:
                 client_id, intouch_id = key[len(prefix) :].split("/", 1)
-                entry = load_row(value)
-                yield client_id, intouch_id, Reference(entry["refs"], tuple(entry["carried"]))
+                yield client_id, intouch_id, value
             if len(batch) < _SCAN_BATCH:
                 return
             start = batch[-1][0] + "\x00"  # the next key after the last one read
@@ -236,6 +275,7 @@ class UserStates:
 
     def _keys(self, prefix: str) -> list[str]:
         with self._lock:
+            self._write_gathered()
             return self._keys_from(prefix)
 
     def _keys_from(self, prefix: str, limit: int | None = None) -> list[str]:
@@ -249,11 +289,12 @@ class UserStates:
     def offsets(self) -> dict[int, int]:
         """Next command offset to read per partition."""
         with self._lock:
-            raw = self._db.get("__command_offsets")
+            raw = self._db.get("__command_offsets")  # written at once (not gathered)
         return {int(p): o for p, o in load_row(raw).items()} if raw is not None else {}
 
     def save_offsets(self, offsets: Mapping[int, int]) -> None:
         with self._lock:
+            self._write_gathered()
             self._db["__command_offsets"] = dump_row(dict(offsets))
 
 

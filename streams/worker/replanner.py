@@ -11,12 +11,15 @@ from adapters.errors import AdapterError
 from streams.core.planning import REPLAN_UNCHANGED, replan_user
 from streams.exceptions import ConfigurationError
 from streams.worker.context import WorkerContext
-from streams.worker.references import UserStates
+from streams.worker.references import Reference, UserStates
 
 log = logging.getLogger(__name__)
 
 #: Re-planned commands remembered (the state they came from, their fingerprint) at most.
 _SENT_LIMIT = 100_000
+
+#: Distinct reference entries whose answer `check_all` remembers at most.
+_ANSWERS_LIMIT = 100_000
 
 
 class Replanner:
@@ -61,9 +64,11 @@ class Replanner:
 
         Only users that name one are read (one with none cannot be behind its links), lazily,
         and only the outdated ones are kept: the set is bounded by what must be planned again,
-        not by the users a partition holds.
+        not by the users a partition holds. A client's users mostly share a few staff owners
+        and lead sources: the answer for one entry holds for every equal one (read once).
         """
         linked: dict[tuple[str, str, str], str | None] = {}
+        answers: dict[tuple[str, bytes], bool] = {}
 
         def now(entity: str, client_id: str, referenced: str | None) -> str | None:
             if referenced is None:
@@ -79,12 +84,18 @@ class Replanner:
 
         due = 0
         for partition in partitions:
-            for client_id, intouch_id, ref in self.states.with_references(partition):
-                today = (
-                    now("STAFF", client_id, ref.refs.get("STAFF")),
-                    now("LEAD_SOURCE", client_id, ref.refs.get("LEAD_SOURCE")),
-                )
-                if today != ref.carried:
+            for client_id, intouch_id, entry in self.states.references_of(partition):
+                outdated = answers.get((client_id, entry))
+                if outdated is None:
+                    ref = Reference.of(entry)
+                    today = (
+                        now("STAFF", client_id, ref.refs.get("STAFF")),
+                        now("LEAD_SOURCE", client_id, ref.refs.get("LEAD_SOURCE")),
+                    )
+                    if len(answers) >= _ANSWERS_LIMIT:
+                        answers.clear()
+                    outdated = answers[(client_id, entry)] = today != ref.carried
+                if outdated:
                     with self._lock:
                         self._due.add((client_id, intouch_id))
                     due += 1

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from rocksdict import Rdict
 
 from streams.core.model import Status
-from streams.worker.links import LinkStore
+from streams.worker.links import LinkStore, Writes
 from tests.unit.worker.test_own_writes import outcome
 
 
@@ -18,8 +19,9 @@ def staff(version: int, status: Status, receiver_id: str | None) -> dict[str, An
 
 
 def rows(store: LinkStore) -> dict[str, Any]:
-    """Every row and index entry of the store (not the offsets)."""
+    """Every row and index entry of the store (not the offsets), gathered ones written."""
     with store._lock:
+        store._write_gathered()
         return {k: v for k, v in store._db.items() if not k.startswith("__")}
 
 
@@ -94,6 +96,50 @@ def test_a_store_being_rebuilt_plans_no_user_again(tmp_path: Path) -> None:
     reader.close()
 
 
+def test_a_store_being_rebuilt_gathers_rows_and_reads_through_them(tmp_path: Path) -> None:
+    """Rows taken while rebuilding are written together: until then the store answers from
+    them, an older row still changes nothing, and `rebuilt` makes them durable."""
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    writer.rebuilt()
+    pending = writer.apply(outcome(1, Status.PENDING_CREATE), (0, 5))
+    linked = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 6))
+    moved = writer.apply(outcome(2, Status.LINKED, "P2"), (0, 9))
+    assert pending and linked and moved
+    assert reader.store_row(*pending) and reader.store_row(*moved)
+    assert not reader.store_row(*linked)  # older than the gathered one
+    with reader._lock:
+        assert reader._db.get("u/100/5001") is None  # not written yet
+    link = reader.user("100", "5001")
+    assert link is not None and (link.receiver_id, link.version) == ("P2", 2)
+    assert reader.owner_of("100", "P2") == "5001"
+    reader.rebuilt()
+    reader.close()
+    again = LinkStore(tmp_path / "r")
+    assert not again.rebuilding
+    assert rows(again) == rows(writer)
+    assert again.owner_of("100", "P2") == "5001" and again.owner_of("100", "P1") is None
+    again.close()
+    writer.close()
+
+
+def test_a_rebuilding_store_writes_its_rows_with_the_offsets_and_when_full(
+    tmp_path: Path,
+) -> None:
+    store, writer = LinkStore(tmp_path / "r"), LinkStore(tmp_path / "w")
+    row = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 1))
+    assert row is not None and store.store_row(*row)
+    store.save_offsets({0: 2})
+    with store._lock:
+        assert store._db.get(row[0]) == row[1]  # the offsets never run ahead of the rows
+    for n in range(Writes.LIMIT // 2):  # two entries a user: the row and its owner
+        other = writer.apply({**outcome(1, Status.LINKED, f"Q{n}"), "intouch_id": f"u{n}"}, (1, n))
+        assert other is not None and store.store_row(*other)
+    with store._lock:
+        assert store._db.get("u/100/u0") is not None  # written once LIMIT entries gathered
+    store.close()
+    writer.close()
+
+
 def test_an_unreadable_row_is_refused(tmp_path: Path) -> None:
     store = LinkStore(tmp_path)
     for key, value in (("u/1/2", b"not json"), ("r/1/P1", b'{"position": [0, 1]}')):
@@ -123,3 +169,56 @@ def test_a_store_made_from_the_outcomes_topic_is_rebuilt(tmp_path: Path) -> None
     again = LinkStore(tmp_path)  # caught up once: kept
     assert again.offsets() == {0: 1} and not again.rebuilding
     again.close()
+
+
+def test_writes_from_an_empty_store_read_only_the_keys_they_were_given(tmp_path: Path) -> None:
+    db = Rdict(str(tmp_path / "db"))
+    writes = Writes(db, from_empty=True)
+    db["behind-its-back"] = b"x"  # not through `writes`: it does not ask RocksDB for it
+    assert writes.get("behind-its-back") is None
+    writes.put("u/1/2", b"row")
+    assert writes.get("u/1/2") == b"row"  # gathered
+    writes.write()
+    assert writes.get("u/1/2") == b"row"  # written, and read back from RocksDB
+    writes.delete("u/1/2")
+    writes.write()
+    assert writes.get("u/1/2") is None
+    assert Writes(db).get("behind-its-back") == b"x"  # the everyday kind reads everything
+    db.close()
+
+
+def test_an_older_row_after_the_gathered_rows_were_written_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
+    linked = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 6))
+    moved = writer.apply(outcome(2, Status.LINKED, "P2"), (0, 9))
+    assert linked and moved and reader.store_row(*moved)
+    reader.save_offsets({0: 10})  # writes the gathered rows
+    assert not reader.store_row(*linked)
+    assert reader.user("100", "5001").receiver_id == "P2"  # type: ignore[union-attr]
+    writer.close()
+    reader.close()
+
+
+def test_a_store_being_rebuilt_compacts_only_once_rebuilt(tmp_path: Path) -> None:
+    def level0_files() -> int:
+        with store._lock:
+            return int(store._db.property_int_value("rocksdb.num-files-at-level0") or 0)
+
+    store, writer = LinkStore(tmp_path / "r"), LinkStore(tmp_path / "w")
+    for n in range(6):  # six level-0 files: past the trigger (4) of a compaction
+        row = writer.apply({**outcome(1, Status.LINKED, f"P{n}"), "intouch_id": f"u{n}"}, (0, n))
+        assert row is not None and store.store_row(*row)
+        with store._lock:
+            store._write_gathered()
+            store._db.flush()
+    assert level0_files() == 6
+    store.rebuilt()
+    deadline = time.monotonic() + 30
+    while level0_files() >= 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on RocksDB's background compaction, with a deadline
+    assert level0_files() < 4
+    assert store.user("100", "u5").receiver_id == "P5"  # type: ignore[union-attr]
+    store.close()
+    writer.close()

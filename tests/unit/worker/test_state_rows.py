@@ -60,7 +60,8 @@ def test_an_assignment_checks_only_users_behind_their_links(tmp_path: Path) -> N
     links.apply(staff, (0, 1))
     carried_old = command(1, staff_owner_id="S1")
     carried_now = command(1, staff_owner_id="S1") | {"staff_owner_receiver_id": "R9"}
-    for intouch_id, cmd in (("behind", carried_old), ("current", carried_now)):
+    users = (("behind", carried_old), ("current", carried_now), ("too", carried_old))
+    for intouch_id, cmd in users:  # "too" has the same index entry as "behind"
         cmd = cmd | {"intouch_id": intouch_id}
         states.keep(state_of(CODEC.encode(cmd), cmd, (4, 1)))
     replanner = Replanner(
@@ -69,8 +70,8 @@ def test_an_assignment_checks_only_users_behind_their_links(tmp_path: Path) -> N
         owns=lambda _: True,
         is_open=lambda: False,
     )
-    assert replanner.check_all([4]) == 1
-    assert replanner._due == {("100", "behind")}
+    assert replanner.check_all([4]) == 2
+    assert replanner._due == {("100", "behind"), ("100", "too")}
     assert replanner.check_all([3]) == 0  # not this partition's users
     links.close()
     states.close()

@@ -48,3 +48,24 @@ def test_the_latest_version_is_kept_and_the_index_follows_it(tmp_path: Path) -> 
     assert again.referencing("STAFF", "100", "S2") == ["5001"]
     assert again.offsets() == {3: 13}
     again.close()
+
+
+def test_states_kept_while_rebuilding_are_read_through_and_durable_once_rebuilt(
+    tmp_path: Path,
+) -> None:
+    states = UserStates(tmp_path, CODEC)
+    states.rebuild()
+    assert keep(states, command(2, staff_owner_id="S1"), (3, 10))
+    assert not keep(states, command(1, staff_owner_id="S9"), (3, 11))  # older than gathered
+    with states._lock:
+        assert states._db.get("v/100/5001") is None  # gathered, not written yet
+    state = states.get("100", "5001")
+    assert state is not None and state.user["staff_owner_id"] == "S1"
+    assert keep(states, command(3, staff_owner_id="S2"), (3, 12))
+    assert [i for _, i, _ in states.with_references(3)] == ["5001"]
+    states.rebuilt()
+    states.close()
+    again = UserStates(tmp_path, CODEC)
+    assert again.referencing("STAFF", "100", "S1") == []
+    assert again.referencing("STAFF", "100", "S2") == ["5001"]
+    again.close()
