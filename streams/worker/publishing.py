@@ -6,13 +6,13 @@ import asyncio
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from streams.avro.codec import Codecs
+from streams.core.ids import new_id
 from streams.core.model import Record, Status, entity_of
 from streams.core.retry import backoff_delay
 from streams.exceptions import PublishError, RecordDecodeError
@@ -221,7 +221,7 @@ class Publisher:
         acknowledges the command) only once both are durable. See `LinkFollower`."""
         entity = entity_of(command)
         record = {
-            "outcome_id": str(uuid.uuid4()),
+            "outcome_id": new_id(),
             "command_id": command["command_id"],
             "client_id": command["client_id"],
             "club_id": command.get("club_id"),
@@ -284,7 +284,7 @@ class Publisher:
             )
             value = value[:MAX_KEPT_VALUE_BYTES]
         record = {
-            "dead_letter_id": str(uuid.uuid4()),
+            "dead_letter_id": new_id(),
             "failed_at": utcnow(),
             "stage": stage,
             "source_topic": source.topic,
