@@ -47,6 +47,12 @@ def parked_at(source: Source) -> float | None:
     return None
 
 
+def _expire(pending: asyncio.Future[Any]) -> None:
+    """Fail an ack that did not come by the deadline (`Publisher._send_bytes`)."""
+    if not pending.done():
+        pending.set_exception(TimeoutError("no acknowledgement from the broker in time"))
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -146,16 +152,23 @@ class Publisher:
         after `timeout` seconds (an ack that does not come is not waited for past that
         either)."""
         started = time.monotonic()
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout_at(deadline):
-                    pending = await topic.send(
-                        key=key, value=data, headers=headers, partition=partition
-                    )
+                # `send` only queues the record (it does not block); the ack is waited for
+                # with one timer that fails the future, lighter than an `asyncio.timeout`
+                # context per record.
+                pending = await topic.send(
+                    key=key, value=data, headers=headers, partition=partition
+                )
+                timer = loop.call_at(deadline, _expire, pending)
+                try:
                     return await pending
+                finally:
+                    timer.cancel()
             except Exception as exc:
                 elapsed = time.monotonic() - started
                 delay = backoff_delay(attempt, base=0.2, cap=5.0)
