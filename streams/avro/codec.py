@@ -33,7 +33,9 @@ class AvroCodec:
         self._registry = registry
         self._schema = schema
         self._schema_id: int | None = None
-        self._writers: dict[int, Any] = {}
+        #: Per writer schema ID: the parsed writer schema and the reader schema to resolve it
+        #: to, None when they are equal (fastavro would compare them, deeply, on every call).
+        self._writers: dict[int, tuple[Any, Any]] = {}
 
     @property
     def schema_id(self) -> int:
@@ -60,11 +62,11 @@ class AvroCodec:
             raise RecordDecodeError(
                 f"{self.subject}: magic byte {magic} is not the Confluent wire format"
             )
-        writer = self._writer(schema_id)
+        writer, reader = self._writer(schema_id)
         stream = io.BytesIO(data)
         stream.seek(HEADER.size)
         try:
-            record = fastavro.schemaless_reader(stream, writer, self.reader)
+            record = fastavro.schemaless_reader(stream, writer, reader)
         except Exception as exc:  # fastavro raises many kinds on bad bytes
             raise RecordDecodeError(
                 f"{self.subject}: invalid Avro body ({type(exc).__name__}: {exc})"
@@ -75,7 +77,7 @@ class AvroCodec:
             raise RecordDecodeError(f"{self.subject}: not a record")
         return record
 
-    def _writer(self, schema_id: int) -> Any:
+    def _writer(self, schema_id: int) -> tuple[Any, Any]:
         if schema_id not in self._writers:
             try:
                 schema = self._registry.schema_by_id(schema_id)
@@ -83,7 +85,8 @@ class AvroCodec:
                 raise
             except Exception as exc:
                 raise UnknownSchemaError(f"schema id {schema_id}: {exc}") from exc
-            self._writers[schema_id] = parse_schema(schema)
+            writer = parse_schema(schema)
+            self._writers[schema_id] = (writer, None if writer == self.reader else self.reader)
         return self._writers[schema_id]
 
 

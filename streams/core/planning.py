@@ -6,13 +6,13 @@ import datetime as dt
 import enum
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Capability as Cap
 from streams.core.decisions import target_type
+from streams.core.ids import new_id
 from streams.core.matching import normalize_email, normalize_name
 from streams.core.model import PERSON_FIELDS, Entity, EntityLink, Record, UserLink, is_stale
 from streams.exceptions import UnknownClubError
@@ -57,7 +57,7 @@ def _command(
     kind: str, event: Mapping[str, Any], fp: str, now: dt.datetime, **extra: Any
 ) -> Record:
     return {
-        "command_id": str(uuid.uuid4()),
+        "command_id": new_id(),
         "kind": kind,
         "client_id": event["client_id"],
         "club_id": event.get("club_id"),

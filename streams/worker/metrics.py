@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +25,24 @@ from prometheus_client.registry import Collector
 #: The label of a dead letter whose client is unknown (an undecodable key).
 UNKNOWN_CLIENT = "unknown"
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Labelled(Generic[M]):
+    """A labelled metric whose children are kept by label values: prometheus_client's
+    `labels` checks its arguments and takes a lock on every call, several times per event.
+    Bounded: label values are closed sets or client IDs (see above)."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
 
 class Metrics:
     """The worker's metrics; one registry per pipeline so tests can read them."""
@@ -33,40 +51,40 @@ class Metrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory, CPU, open files of the worker
         PlatformCollector(registry=self.registry)
-        self.events = Counter(
-            "connector_events", "Inbound events planned", ["topic"], registry=self.registry
+        self.events = Labelled(
+            Counter("connector_events", "Inbound events planned", ["topic"], registry=self.registry)
         )
-        self.commands = Counter(
-            "connector_commands", "Commands issued", ["kind"], registry=self.registry
+        self.commands = Labelled(
+            Counter("connector_commands", "Commands issued", ["kind"], registry=self.registry)
         )
-        self.skipped = Counter(
+        self.skipped = Labelled(Counter(
             "connector_planner_skipped", "Changes that became no command", ["reason"],
             registry=self.registry,
-        )  # fmt: skip
-        self.replans = Counter(
+        ))  # fmt: skip
+        self.replans = Labelled(Counter(
             "connector_replans", "Users planned again after a link they reference moved",
             ["result"], registry=self.registry,
-        )  # fmt: skip
-        self.outcomes = Counter(
+        ))  # fmt: skip
+        self.outcomes = Labelled(Counter(
             "connector_outcomes", "Sink outcomes", ["client", "entity", "status"],
             registry=self.registry,
-        )  # fmt: skip
-        self.dead_letters = Counter(
+        ))  # fmt: skip
+        self.dead_letters = Labelled(Counter(
             "connector_dead_letters", "Records sent to the DLQ", ["client", "stage", "error"],
             registry=self.registry,
-        )  # fmt: skip
-        self.calls = Histogram(
+        ))  # fmt: skip
+        self.calls = Labelled(Histogram(
             "connector_receiver_call_seconds", "Receiver call latency",
             ["client", "call", "result"], registry=self.registry,
-        )  # fmt: skip
-        self.retries = Counter(
+        ))  # fmt: skip
+        self.retries = Labelled(Counter(
             "connector_retries", "Retried receiver calls, by cause", ["client", "cause"],
             registry=self.registry,
-        )  # fmt: skip
-        self.in_flight = Gauge(
+        ))  # fmt: skip
+        self.in_flight = Labelled(Gauge(
             "connector_sink_in_flight", "Commands running against a receiver now", ["client"],
             registry=self.registry,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def watch(self, collector: Collector) -> None:
         """Add a collector read at scrape time (breakers, link table size)."""

@@ -6,13 +6,13 @@ import asyncio
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from streams.avro.codec import Codecs
+from streams.core.ids import new_id
 from streams.core.model import Record, Status, entity_of
 from streams.core.retry import backoff_delay
 from streams.exceptions import PublishError, RecordDecodeError
@@ -45,6 +45,12 @@ def parked_at(source: Source) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def _expire(pending: asyncio.Future[Any]) -> None:
+    """Fail an ack that did not come by the deadline (`Publisher._send_bytes`)."""
+    if not pending.done():
+        pending.set_exception(TimeoutError("no acknowledgement from the broker in time"))
 
 
 def utcnow() -> dt.datetime:
@@ -146,16 +152,23 @@ class Publisher:
         after `timeout` seconds (an ack that does not come is not waited for past that
         either)."""
         started = time.monotonic()
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout_at(deadline):
-                    pending = await topic.send(
-                        key=key, value=data, headers=headers, partition=partition
-                    )
+                # `send` only queues the record (it does not block); the ack is waited for
+                # with one timer that fails the future, lighter than an `asyncio.timeout`
+                # context per record.
+                pending = await topic.send(
+                    key=key, value=data, headers=headers, partition=partition
+                )
+                timer = loop.call_at(deadline, _expire, pending)
+                try:
                     return await pending
+                finally:
+                    timer.cancel()
             except Exception as exc:
                 elapsed = time.monotonic() - started
                 delay = backoff_delay(attempt, base=0.2, cap=5.0)
@@ -221,7 +234,7 @@ class Publisher:
         acknowledges the command) only once both are durable. See `LinkFollower`."""
         entity = entity_of(command)
         record = {
-            "outcome_id": str(uuid.uuid4()),
+            "outcome_id": new_id(),
             "command_id": command["command_id"],
             "client_id": command["client_id"],
             "club_id": command.get("club_id"),
@@ -284,7 +297,7 @@ class Publisher:
             )
             value = value[:MAX_KEPT_VALUE_BYTES]
         record = {
-            "dead_letter_id": str(uuid.uuid4()),
+            "dead_letter_id": new_id(),
             "failed_at": utcnow(),
             "stage": stage,
             "source_topic": source.topic,
