@@ -24,8 +24,12 @@ def main() -> None:
     threads: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    for line in args.stacks.read_text().splitlines():
+    skipped = 0
+    for line in args.stacks.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            skipped += 1  # a frame name py-spy read torn (it can hold a newline)
+            continue
         samples = int(count)
         thread, *frames = stack.split(";")
         functions = [LINE.sub(")", frame) for frame in frames]
@@ -35,7 +39,7 @@ def main() -> None:
             own[functions[-1]] += samples
         for function in set(functions):
             inclusive[function] += samples
-    print(f"{total} samples")
+    print(f"{total} samples" + (f" ({skipped} torn lines skipped)" if skipped else ""))
     for title, counter in (("threads", threads), ("self", own), ("inclusive", inclusive)):
         print(f"-- {title}")
         for name, samples in counter.most_common(args.top):
