@@ -161,36 +161,13 @@ async def run_aiokafka(
 
 
 def faust_app(args: argparse.Namespace) -> Any:
-    """A bare app with the worker's settings (streams/worker/app.py, `_App(...)`) and its
-    transport, whose consumer batches fetches on a steady stream (streams/kafka/fetching.py)."""
-    import faust
-
-    from streams.kafka.fetching import BatchingTransport
+    """A bare app with the worker's settings and transport (`streams.worker.app.worker_app`:
+    its consumer batches fetches on a steady stream)."""
     from streams.settings import Settings
-    from streams.worker.app import METADATA_MAX_AGE
+    from streams.worker.app import worker_app
 
-    class App(faust.App):
-        def _new_transport(self) -> Any:
-            return BatchingTransport(self.conf.broker_consumer, self)
-
-    tuning = Settings().pipeline
-    return App(
-        args.group,
-        broker=f"kafka://{args.bootstrap}",
-        store="memory://",
-        datadir=tempfile.mkdtemp(prefix="bench-floor-faust-"),
-        autodiscover=False,
-        web_enabled=False,
-        topic_disable_leader=True,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        broker_session_timeout=tuning.session_timeout,
-        broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
-        stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
-        stream_wait_empty=False,
-        consumer_metadata_max_age_ms=int(METADATA_MAX_AGE * 1000),
-    )
+    datadir = Path(tempfile.mkdtemp(prefix="bench-floor-faust-"))
+    return worker_app(args.group, args.bootstrap, Settings(), datadir)
 
 
 def run_faust(args: argparse.Namespace, meter: Meter, decode: Callable[[Any], Any]) -> None:

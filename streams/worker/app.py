@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -102,8 +103,39 @@ class _App(faust.App):
         return BatchingTransport(self.conf.broker_consumer, self)
 
 
-#: Seconds between the consumer's metadata refreshes (see the consumer settings below).
+#: Seconds between the consumer's metadata refreshes (see `worker_app`).
 METADATA_MAX_AGE = 10.0
+
+
+def worker_app(app_id: str, bootstrap: str, settings: Settings, datadir: Path) -> _App:
+    """The worker's Faust app (its settings and transport); `bench.floor` consumes with it."""
+    tuning = settings.pipeline
+    app = _App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=str(datadir),
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=tuning.session_timeout,
+        broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
+        stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
+        # Faust would wait for every unacked command before giving partitions up (or
+        # stopping): a hanging receiver would stall the whole group. Revoked lanes are
+        # cancelled instead; their commands come back to the next owner.
+        stream_wait_empty=False,
+        # After a broker restart the group leader can assign while its metadata still
+        # lacks the topics: every worker then holds no partition, and the rebalance that
+        # mends it waits for the next metadata refresh (5 minutes by default).
+        consumer_metadata_max_age_ms=int(METADATA_MAX_AGE * 1000),
+        **settings.kafka.faust_broker_kwargs(),
+    )
+    app.rebalance_listeners = []
+    return app
 
 
 class Pipeline:
@@ -116,30 +148,9 @@ class Pipeline:
         self.metrics = Metrics()
         tuning = settings.pipeline
         names = settings.topics
-        self.app = _App(
-            settings.app_id,
-            broker=f"kafka://{bootstrap}",
-            store="memory://",
-            # Faust keeps table files there even with no tables; never the working directory.
-            datadir=str(tuning.data_dir / settings.app_id / "faust"),
-            autodiscover=False,
-            web_enabled=False,
-            topic_disable_leader=True,
-            producer_acks=-1,
-            consumer_auto_offset_reset="earliest",
-            broker_commit_interval=1.0,
-            broker_session_timeout=tuning.session_timeout,
-            broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
-            stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
-            # Faust would wait for every unacked command before giving partitions up (or
-            # stopping): a hanging receiver would stall the whole group. Revoked lanes are
-            # cancelled instead; their commands come back to the next owner.
-            stream_wait_empty=False,
-            # After a broker restart the group leader can assign while its metadata still
-            # lacks the topics: every worker then holds no partition, and the rebalance that
-            # mends it waits for the next metadata refresh (5 minutes by default).
-            consumer_metadata_max_age_ms=int(METADATA_MAX_AGE * 1000),
-            **settings.kafka.faust_broker_kwargs(),
+        # Faust keeps table files there even with no tables; never the working directory.
+        self.app = worker_app(
+            settings.app_id, bootstrap, settings, tuning.data_dir / settings.app_id / "faust"
         )
 
         def raw_topic(name: str) -> Any:
