@@ -14,8 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.state import load_average, rss_kb, seed
-from demo.worker import stop_worker, worker_env
+from demo.worker import start_worker, stop_worker, worker_env
 from streams.cli.common import resolve_bootstrap
 from streams.kafka.local import free_port
 from streams.kafka.topics import design_topics, ensure_topics
@@ -63,11 +61,7 @@ def start_ready(checkout: Path, bootstrap: str, topics: TopicSettings) -> dict[s
     env["PYTHONPATH"] = str(checkout)
     log = workdir / "worker.log"
     started = time.monotonic()
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=checkout,
-        )  # fmt: skip
+    worker = start_worker(env, log, cwd=checkout)
     peak, loaded, ready, cpu = 0, None, None, {}
     try:
         while ready is None and time.monotonic() - started < 900:
