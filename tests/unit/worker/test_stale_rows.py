@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from streams.core.model import Status
+from streams.kafka.clients import PRODUCER_DEFAULTS
 from streams.settings import KafkaSettings
 from streams.worker.links import LinkFollower, LinkStore, Taken, entity_key, taken
-from tests.unit.worker.test_own_writes import outcome
+from tests.unit.worker.test_own_writes import FakeTopic, outcome, publisher
 
 KEY = "u/100/5001"
 
@@ -130,6 +131,28 @@ def test_a_store_key_names_the_entity_its_commands_are_keyed_by() -> None:
     assert entity_key("u/100/5001") == {"client_id": "100", "entity": "USER", "intouch_id": "5001"}
     assert entity_key("l/c1/a/b")["entity"] == "LEAD_SOURCE"
     assert entity_key("s/c1/9")["intouch_id"] == "9"
+
+
+def test_the_owner_of_a_row_is_found_on_the_partition_the_producer_puts_its_commands(
+    tmp_path: Path,
+) -> None:
+    """`Publisher.partition_of` against librdkafka's own partitioner (its mock cluster, in
+    process: no broker), configured as every producer of ours."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**PRODUCER_DEFAULTS, "test.mock.num.brokers": 1})
+    pub = publisher(FakeTopic(None), tmp_path)
+    placed: dict[str, int] = {}
+    keys = [f"u/c{n % 3}/{n}" for n in range(60)] + ["s/c1/9", "l/c1/web"]
+    for key in keys:
+        producer.produce(
+            "commands", key=pub.key_of(entity_key(key)),
+            on_delivery=lambda _, message, key=key: placed.__setitem__(key, message.partition()),
+        )  # fmt: skip
+    assert producer.flush(30) == 0
+    partitions = len(producer.list_topics("commands", timeout=10).topics["commands"].partitions)
+    assert len(set(placed.values())) == partitions > 1
+    assert {key: pub.partition_of(entity_key(key), partitions) for key in keys} == placed
 
 
 def test_the_owner_repairs_at_once_and_another_worker_only_when_nobody_did(
