@@ -234,11 +234,16 @@ class Taken(Enum):
         return self is Taken.STORED
 
 
+#: The members as module globals: `Taken.STORED` is a slow lookup (0.3 us in Python 3.11),
+#: and each changelog row takes a few.
+_STORED, _SAME, _STALE = Taken.STORED, Taken.SAME, Taken.STALE
+
+
 def taken(stored: Sequence[int] | None, position: Sequence[int]) -> Taken:
     """The row at `position` against the stored row's position (one key's rows share one
     outcomes partition: positions order them as their outcomes were written)."""
     old, new = tuple(stored or (-1, -1)), tuple(position)
-    return Taken.STORED if new > old else Taken.SAME if new == old else Taken.STALE
+    return _STORED if new > old else _SAME if new == old else _STALE
 
 
 def _latest(state: Mapping[str, Any] | None) -> tuple[int, ...]:
@@ -404,18 +409,18 @@ class LinkStore:
         row = load_row(value)
         if not (isinstance(row, dict) and key[:2] in _ROW_PREFIXES):
             raise ValueError(f"not a link row: {key!r}")
-        verdict = Taken.STORED
+        verdict = _STORED
 
         def newer(old: Mapping[str, Any]) -> dict[str, Any] | None:
             nonlocal verdict
             verdict = taken(old.get("position"), row["position"])
-            return row if verdict is Taken.STORED else None
+            return row if verdict is _STORED else None
 
         if self._store(key, newer, value) is None:
             return verdict
         if row.get("state") and self.on_state is not None:
             self.on_state(row["state"])
-        return Taken.STORED
+        return _STORED
 
     def row(self, key: str) -> bytes | None:
         """The stored row of a store key as the changelog carries it (a repair writes it)."""
@@ -612,7 +617,7 @@ class LinkFollower:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping an unreadable link row at %s: %s", position, exc)
             return
-        if verdict is Taken.STALE:
+        if verdict is _STALE:
             log.info("link row %s at %s is older than the stored one", name, position)
             with self._lock:
                 self._behind[name] = (*position, time.monotonic())
