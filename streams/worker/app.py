@@ -336,9 +336,9 @@ class Pipeline:
 
     async def _repair_rows(self) -> None:
         """Write again the stored row of each entity whose last changelog row is older than
-        it (see `LinkFollower`): of the commands partitions this worker runs now (so one worker
-        repairs it, not every follower that saw the late row), through the producer that
-        writes every row."""
+        it (see `LinkFollower`), through the producer that writes every row: entities of the
+        commands partitions this worker runs now (one worker repairs a late row, not every
+        follower that read it), and any left unrepaired past `LinkFollower.ORPHAN_AFTER`."""
         if not self.follower.behind() or not self.ownership.is_open:
             return
         partitions = self.settings.topics.commands_partitions
