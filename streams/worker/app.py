@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
-from streams.worker.links import LinkFollower, LinkStore
+from streams.worker.links import LinkFollower, LinkStore, entity_key
 from streams.worker.metrics import BreakerCollector, LinkTableCollector, Metrics
 from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership
@@ -53,6 +54,9 @@ PLAN_BATCH_WITHIN = 0.02
 
 #: How often users whose references moved are planned again.
 REPLAN_INTERVAL = 0.2
+
+#: How often the rows that a late, older row landed behind are written again.
+REPAIR_INTERVAL = 1.0
 
 #: Exit status of a worker that could not write an outcome or dead letter (EX_TEMPFAIL):
 #: it stops rather than skip one; its unacknowledged commands come back after a restart.
@@ -255,6 +259,7 @@ class Pipeline:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.timer(READER_CHECK_INTERVAL)(self._check_readers)
+        self.app.timer(REPAIR_INTERVAL)(self._repair_rows)
         self.app.task(self._replan_loop)
 
         for subject, topic, name in (
@@ -328,6 +333,30 @@ class Pipeline:
         ):
             if not reader.alive():
                 self._stop_fatally(KafkaClientError(f"the {name} stopped reading"))
+
+    async def _repair_rows(self) -> None:
+        """Write again the stored row of each entity whose last changelog row is older than
+        it (see `LinkFollower`), through the producer that writes every row: entities of the
+        commands partitions this worker runs now (one worker repairs a late row, not every
+        follower that read it), and any left unrepaired past `LinkFollower.ORPHAN_AFTER`."""
+        if not self.follower.behind() or not self.ownership.is_open:
+            return
+        partitions = self.settings.topics.commands_partitions
+
+        def owns(key: str) -> bool:
+            commands = self.publish.partition_of(entity_key(key), partitions)
+            return self.ownership.owns(self.commands_topic, commands)
+
+        for key, partition in self.follower.due_repairs(owns, time.monotonic()).items():
+            value = self.links.row(key)
+            if value is None:
+                continue
+            self.follower.repairing(key)
+            log.info("writing link row %s again: an older row landed after it", key)
+            try:
+                await self.publish.link_row(key, value, partition)
+            except PublishError as exc:
+                self._stop_fatally(exc)
 
     async def _replan_loop(self) -> None:
         """Plan due users again, every REPLAN_INTERVAL after the last round (a round after an

@@ -6,7 +6,8 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,14 @@ def _key(entity: str, client_id: str, intouch_id: str) -> str:
     return f"{_PREFIX[entity]}/{client_id}/{intouch_id}"
 
 
+def entity_key(key: str) -> dict[str, str]:
+    """The EntityKey (client, entity, InTouch ID) of a row's store key: its commands and
+    outcomes are keyed by it."""
+    entity = next(name for name, prefix in _PREFIX.items() if key.startswith(f"{prefix}/"))
+    client_id, intouch_id = key[2:].split("/", 1)
+    return {"client_id": client_id, "entity": entity, "intouch_id": intouch_id}
+
+
 def _owner_key(client_id: str, receiver_id: str) -> str:
     """The reverse index of user links: a receiver person record -> its InTouch user."""
     return f"r/{client_id}/{receiver_id}"
@@ -208,6 +217,33 @@ def fold(
         # this one) is stale instead of overwriting it.
         new["version"] = outcome["version"]
     return new
+
+
+class Taken(Enum):
+    """What a changelog row was to the stored row of its key (true only when stored)."""
+
+    #: Newer than the stored row (or none stored): it is the row now.
+    STORED = "stored"
+    #: At the stored row's position: read twice, or a repair; nothing to do.
+    SAME = "same"
+    #: Older than the stored row: written late, after a newer row of its key. Compaction keeps
+    #: the last-written row, so the newest must be written again after it (a repair).
+    STALE = "stale"
+
+    def __bool__(self) -> bool:
+        return self is Taken.STORED
+
+
+#: The members as module globals: `Taken.STORED` is a slow lookup (0.3 us in Python 3.11),
+#: and each changelog row takes a few.
+_STORED, _SAME, _STALE = Taken.STORED, Taken.SAME, Taken.STALE
+
+
+def taken(stored: Sequence[int] | None, position: Sequence[int]) -> Taken:
+    """The row at `position` against the stored row's position (one key's rows share one
+    outcomes partition: positions order them as their outcomes were written)."""
+    old, new = tuple(stored or (-1, -1)), tuple(position)
+    return _STORED if new > old else _SAME if new == old else _STALE
 
 
 def _latest(state: Mapping[str, Any] | None) -> tuple[int, ...]:
@@ -367,22 +403,30 @@ class LinkStore:
         key = _key(outcome["entity"], outcome["client_id"], outcome["intouch_id"])
         return self._store(key, lambda old: fold(old, outcome, position, state))
 
-    def store_row(self, key: str, value: bytes) -> bool:
-        """Keep a changelog row unless the stored one folded in its outcome or a later one
-        (one key's rows share one partition: their positions are in the order written)."""
+    def store_row(self, key: str, value: bytes) -> Taken:
+        """Keep a changelog row unless the stored one folded in its outcome or a later one;
+        say which (see `taken`)."""
         row = load_row(value)
         if not (isinstance(row, dict) and key[:2] in _ROW_PREFIXES):
             raise ValueError(f"not a link row: {key!r}")
-        position = tuple(row["position"])
+        verdict = _STORED
 
         def newer(old: Mapping[str, Any]) -> dict[str, Any] | None:
-            return row if tuple(old.get("position", (-1, -1))) < position else None
+            nonlocal verdict
+            verdict = taken(old.get("position"), row["position"])
+            return row if verdict is _STORED else None
 
         if self._store(key, newer, value) is None:
-            return False
+            return verdict
         if row.get("state") and self.on_state is not None:
             self.on_state(row["state"])
-        return True
+        return _STORED
+
+    def row(self, key: str) -> bytes | None:
+        """The stored row of a store key as the changelog carries it (a repair writes it)."""
+        with self._lock:
+            raw = self._read(key)
+        return None if raw is None else bytes(raw)
 
     def _store(
         self,
@@ -519,9 +563,20 @@ class LinkFollower:
     acknowledged and the next owner runs it again, as after a crash between the receiver call
     and the outcome (a create's pending marker, with its row, was acknowledged before the
     call: the next owner reconciles instead of creating twice).
+
+    Compaction keeps the last-written row of a key, not the newest: a row written late (by a
+    worker that lost the partition, or a slow one) after a newer row would be what a worker
+    with an empty data dir gets. The follower keeps such keys (`behind`) until a row at least
+    as new follows. The owner of the key's commands partition writes the stored row again
+    (see `due_repairs`, `Pipeline._repair_rows`); that repair, at the stored position, changes
+    nothing anywhere. Any other worker does it too once the key stayed behind `ORPHAN_AFTER`
+    (no owner, an owner that died first, or an owner whose own late row it was: a follower
+    skips its own rows) — a few rows more, once, rather than a row that compaction loses.
     """
 
     thread_name = "link-follower"
+    #: Seconds after which a worker repairs a row behind that it does not own (see above).
+    ORPHAN_AFTER = 30.0
 
     def __init__(
         self,
@@ -539,6 +594,9 @@ class LinkFollower:
         self.failure: BaseException | None = None
         self._positions: dict[int, int] = {}
         self._lock = threading.Lock()
+        #: Store keys whose last changelog row is older than the stored one, with where that
+        #: row is (changelog partition, offset; see `Taken.STALE`) and when it was read.
+        self._behind: dict[str, tuple[int, int, float]] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -546,12 +604,57 @@ class LinkFollower:
 
     def _take(self, key: bytes | None, value: bytes | None, position: tuple[int, int]) -> None:
         """One record of the followed topic, at (partition, offset)."""
-        if value is None or key is None or self.store.applied_here(position):
+        if value is None or key is None:
             return
+        if self.store.applied_here(position):
+            if self._behind:  # this worker's row, written after a late one: the newest
+                with self._lock:
+                    self._behind.pop(key.decode(), None)
+            return
+        name = key.decode()
         try:
-            self.store.store_row(key.decode(), value)
+            verdict = self.store.store_row(name, value)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping an unreadable link row at %s: %s", position, exc)
+            return
+        if verdict is _STALE:
+            log.info("link row %s at %s is older than the stored one", name, position)
+            with self._lock:
+                self._behind[name] = (*position, time.monotonic())
+        elif self._behind:
+            with self._lock:
+                self._behind.pop(name, None)
+
+    def behind(self) -> dict[str, int]:
+        """Store keys whose last changelog row is older than the stored row, with that row's
+        changelog partition: the stored row must be written there again."""
+        with self._lock:
+            return {key: partition for key, (partition, _, _) in self._behind.items()}
+
+    def due_repairs(self, owns: Callable[[str], bool], now: float) -> dict[str, int]:
+        """The keys of `behind` to repair now: those this worker `owns` (the commands
+        partition of the store key), and any left behind longer than `ORPHAN_AFTER`."""
+        with self._lock:
+            behind = list(self._behind.items())
+        return {
+            key: partition
+            for key, (partition, _, noticed) in behind
+            if now - noticed > self.ORPHAN_AFTER or owns(key)
+        }
+
+    def repairing(self, key: str) -> None:
+        """The stored row of `key` is being written again (call before sending it: a late row
+        read from now on comes before the repair, or adds the key back)."""
+        with self._lock:
+            self._behind.pop(key, None)
+
+    def _resume_at(self) -> dict[int, int]:
+        """Where to start again after a restart (call with the lock held): at the first late
+        row not repaired yet, so that a restart finds it again instead of forgetting it."""
+        resume = dict(self._positions)
+        for partition, offset, _ in self._behind.values():
+            resume[partition] = min(resume.get(partition, offset), offset)
+        return resume
 
     def _stored_offsets(self) -> dict[int, int]:
         return self.store.offsets()
@@ -625,7 +728,7 @@ class LinkFollower:
                     dirty = True
                 if dirty and (time.monotonic() - last_save > 1.0 or not batch):
                     with self._lock:
-                        self._save_offsets(self._positions)
+                        self._save_offsets(self._resume_at())
                     dirty = False
                     last_save = time.monotonic()
         except Exception as exc:

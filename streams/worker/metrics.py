@@ -69,6 +69,11 @@ class Metrics:
             "connector_outcomes", "Sink outcomes", ["client", "entity", "status"],
             registry=self.registry,
         ))  # fmt: skip
+        self.link_rows_repaired = Counter(
+            "connector_link_rows_repaired",
+            "Link rows written again after an older row of their entity landed behind them",
+            registry=self.registry,
+        )
         self.dead_letters = Labelled(Counter(
             "connector_dead_letters", "Records sent to the DLQ", ["client", "stage", "error"],
             registry=self.registry,

@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.partitioner import murmur2
+
 from streams.avro.codec import Codecs
 from streams.core.ids import new_id
 from streams.core.model import Record, Status, entity_of
@@ -113,6 +115,11 @@ class Publisher:
             "intouch_id": record["intouch_id"],
         }
         return self.codecs["EntityKey"].encode(key)
+
+    def partition_of(self, record: Mapping[str, Any], partitions: int) -> int:
+        """The partition of `partitions` the record's entity is on (murmur2 of its key, as
+        the producer and Faust place it)."""
+        return int(murmur2(self.key_of(record)) & 0x7FFFFFFF) % partitions
 
     def _entity_key(self, key: bytes | None) -> Record | None:
         """The decoded EntityKey, or None when the key is missing or is none."""
@@ -263,6 +270,14 @@ class Publisher:
             )
             self.links.mark_own((written.partition, written.offset))
         self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
+
+    async def link_row(self, key: str, value: bytes, partition: int) -> None:
+        """Write a stored link row again on its changelog partition, after a row older than
+        it landed there (see `LinkFollower`), and wait for the ack as for any row."""
+        await self._send_bytes(
+            self._link_changelog, key.encode(), "link row", value, partition=partition
+        )
+        self.metrics.link_rows_repaired.inc()
 
     async def dead_letter(
         self,
