@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,24 @@ def _client_of(codec: Any, key: bytes) -> str:
         return str(codec.decode(key)["client_id"])
     except RecordDecodeError:
         return ""
+
+
+@contextlib.contextmanager
+def held(events: Sequence[Any]) -> Iterator[None]:
+    """Keep Faust from acknowledging `events` unless the block completes.
+
+    Faust acknowledges a `take_events` batch, and an `events()` event, in a `finally`: when
+    the agent is cancelled (a stopping worker) before their commands are written, they would
+    be acknowledged anyway and the consumer's last commit would skip them, so those changes
+    would never be planned. An extra reference on each message, let go only after the block,
+    leaves such events unacknowledged: nothing past them is committed, and they are read
+    again after a restart.
+    """
+    for event in events:
+        event.message.incref()
+    yield
+    for event in events:
+        event.message.decref()
 
 
 class _ParkedIsNotStuck(logging.Filter):
@@ -416,7 +435,8 @@ class Pipeline:
             # Events are acknowledged once their whole batch's commands are.
             async for events in stream.take_events(PLAN_BATCH, PLAN_BATCH_WITHIN):
                 try:
-                    await self.planner.plan_batch(subject, [e.message for e in events])
+                    with held(events):
+                        await self.planner.plan_batch(subject, [e.message for e in events])
                 except PublishError as exc:
                     self._stop_fatally(exc)
 
@@ -427,7 +447,8 @@ class Pipeline:
         """Plans replayed changes and forwards replayed commands (`connector replay`, `dlq`)."""
         async for event in stream.events():
             try:
-                await self.planner.replay(event.message)
+                with held([event]):
+                    await self.planner.replay(event.message)
             except PublishError as exc:
                 self._stop_fatally(exc)
 
