@@ -31,6 +31,9 @@ NO_LEADER_YET = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._TRANSPORT,
         KafkaError._TIMED_OUT,
+        # A broker restarting: its connection is torn down under a request, or none is up.
+        KafkaError._DESTROY_BROKER,
+        KafkaError._ALL_BROKERS_DOWN,
     }
 )
 

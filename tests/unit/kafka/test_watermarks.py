@@ -30,6 +30,13 @@ def test_not_leader_yet_is_asked_again() -> None:
     assert consumer.calls == 4
 
 
+def test_a_broker_restarting_under_the_request_is_asked_again() -> None:
+    # Seen when a worker started while the broker restarted: it exited instead of waiting.
+    consumer = Flaky(KafkaError._DESTROY_BROKER, KafkaError._ALL_BROKERS_DOWN)
+    assert clients.watermarks(consumer, "t", 1, timeout=10) == {0: (0, 10)}
+    assert consumer.calls == 3
+
+
 def test_an_error_that_will_not_pass_is_raised_at_once() -> None:
     consumer = Flaky(KafkaError.TOPIC_AUTHORIZATION_FAILED)
     with pytest.raises(KafkaException):
