@@ -142,3 +142,27 @@ def read_one(
     for message in read_ranges(bootstrap, kafka, topic, {partition: (offset, offset + 1)}, 10.0):
         return message if message.offset() == offset else None
     return None
+
+
+def read_tail(
+    bootstrap: str,
+    kafka: KafkaSettings,
+    topic: str,
+    partition: int,
+    start: int,
+    limit: int,
+    timeout: float = 30.0,
+) -> list[Any] | None:
+    """The records of `topic[partition]` from `start` to its end when called; None when that
+    is more than `limit` records (the caller does without)."""
+    from confluent_kafka import TopicPartition
+
+    probe = clients.consumer(bootstrap, kafka, f"intouch-connector-reader-{uuid.uuid4().hex}")
+    try:
+        deadline = time.monotonic() + timeout
+        _, high = clients.watermark(probe, TopicPartition(topic, partition), deadline)
+    finally:
+        probe.close()
+    if high - start > limit:
+        return None
+    return list(read_ranges(bootstrap, kafka, topic, {partition: (start, high)}, timeout))

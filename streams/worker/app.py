@@ -21,6 +21,7 @@ from streams.core.breaker import Breakers
 from streams.core.retry import RetryPolicy
 from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
 from streams.kafka.fetching import BatchingTransport
+from streams.kafka.reader import read_tail
 from streams.kafka.writer import AsyncProducer
 from streams.settings import Settings
 from streams.tenancy.directory import TenantDirectory
@@ -55,6 +56,9 @@ PLAN_BATCH_WITHIN = 0.02
 
 #: How often users whose references moved are planned again.
 REPLAN_INTERVAL = 0.2
+
+#: The most outcomes read past a pending marker's row to find outcomes it missed.
+RECOVER_LIMIT = 200_000
 
 #: How often the rows that a late, older row landed behind are written again.
 REPAIR_INTERVAL = 1.0
@@ -214,7 +218,11 @@ class Pipeline:
             links=self.links,
             metrics=self.metrics,
             timeout=tuning.publish_timeout,
-        )
+            outcomes_after=functools.partial(
+                read_tail, bootstrap, settings.kafka, names.name(names.outcomes_topic),
+                limit=RECOVER_LIMIT,
+            ),
+        )  # fmt: skip
         context = WorkerContext(
             self.codecs, self.tenants, self.receivers, self.links, self.publish, self.metrics
         )
@@ -332,9 +340,16 @@ class Pipeline:
         return Readiness(reasons, {"partitions": self.ownership.owned})
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
-        """Stop the revoked partitions' work at once and forget their acks."""
+        """Stop the revoked partitions' work at once and forget their acks; outcomes being
+        written get their rows written first."""
         gone = self.ownership.revoked(args[0])
         dropped = await self.sink.revoke(gone) + await self.parked.revoke(gone)
+        try:
+            # Rows of outcomes the cancelled lanes were writing reach the changelog before
+            # the partitions go: their next owner reads them before running anything.
+            await self.publish.settled()
+        except Exception as exc:  # a row not written: stop rather than hand the work on
+            self._stop_fatally(exc)
         if gone:
             log.info(
                 "revoked %d partitions; %d commands left to the next owner", len(gone), dropped
@@ -396,6 +411,10 @@ class Pipeline:
             async with asyncio.timeout_at(deadline):
                 await self.sink.close()
                 await self.parked.close()
+                try:
+                    await self.publish.settled()
+                except Exception as exc:  # a row not written: like a crash, nothing acked
+                    self._stop_fatally(exc)
                 await self.receivers.aclose()
                 await self.producer.aclose(max(0.0, deadline - loop.time()))
         except TimeoutError:

@@ -30,6 +30,8 @@ class LeadSourceCommands:
     async def sync(self, command: Record, client: ReceiverClient, attempt: int) -> None:
         name = command["lead_source"]["name"]
         link = self.ctx.links.lead_source(command["client_id"], command["intouch_id"])
+        if must_reconcile(link) and await self.ctx.publish.recover(command):
+            link = self.ctx.links.lead_source(command["client_id"], command["intouch_id"])
         step = lead_source_step(command, link, client.capabilities)
         action = step.action
         if step.skip is not None:

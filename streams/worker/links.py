@@ -319,6 +319,14 @@ class LinkStore:
             pending=_pending(row),
         )
 
+    def position_of(self, entity: str, client_id: str, intouch_id: str) -> tuple[int, int] | None:
+        """(outcomes partition, offset) of the outcome an entity's row folded in last."""
+        row = self._get(_key(entity, client_id, intouch_id))
+        if row is None or "position" not in row:
+            return None
+        partition, offset = row["position"]
+        return int(partition), int(offset)
+
     def estimate_keys(self) -> int:
         """RocksDB's estimate of the keys in the table (cheap: no scan)."""
         with self._lock:

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +96,7 @@ class Publisher:
         links: LinkStore,
         metrics: Metrics,
         timeout: float,
+        outcomes_after: Callable[[int, int], list[Any] | None] | None = None,
     ) -> None:
         self.codecs = codecs
         self.timeout = timeout
@@ -106,6 +107,10 @@ class Publisher:
         self._parked = parked
         self.links = links
         self.metrics = metrics
+        #: The outcomes topic's records of a partition from an offset on (see `recover`).
+        self._outcomes_after = outcomes_after
+        #: Outcomes being written with their rows (see `outcome`, `settled`).
+        self._writing: set[asyncio.Task[None]] = set()
 
     def key_of(self, record: Mapping[str, Any]) -> bytes:
         """The EntityKey of a command or outcome: one entity, one partition, in order."""
@@ -258,6 +263,26 @@ class Publisher:
             "occurred_at": utcnow(),
             "replay_id": command.get("replay_id"),
         }
+        # An outcome and its row are one write. A lane cancelled between the two (its
+        # partition revoked, the worker stopping) would leave an outcome whose row never
+        # reaches the changelog, and the next owner would see only the pending marker before
+        # it; so the write goes on without the caller, and `settled` waits for it.
+        task = asyncio.ensure_future(self._outcome_and_row(command, record))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        await asyncio.shield(task)
+
+    async def settled(self) -> None:
+        """Wait until every outcome being written has its row written too, those of
+        cancelled lanes included: the next owner of their partitions must read the rows.
+        Raises what one that failed raised (a `PublishError`: the row is not written)."""
+        results = await asyncio.gather(*self._writing, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
+
+    async def _outcome_and_row(self, command: Mapping[str, Any], record: Record) -> None:
+        entity = entity_of(command)
         metadata = await self._send(self._outcomes, self.key_of(record), "Outcome", record)
         source, state = RUNNING.get(), None
         if source and source.value and command.get("kind") in USER_KINDS and command.get("user"):
@@ -269,7 +294,60 @@ class Publisher:
                 self._link_changelog, key.encode(), "link row", value, partition=metadata.partition
             )
             self.links.mark_own((written.partition, written.offset))
-        self.metrics.outcomes.labels(command["client_id"], str(entity), str(status)).inc()
+        self.metrics.outcomes.labels(command["client_id"], str(entity), record["status"]).inc()
+
+    async def recover(self, command: Mapping[str, Any]) -> bool:
+        """Fold in the outcomes of `command`'s entity written after its row's, whose rows
+        never reached the changelog (their writer died between the outcome's ack and the
+        row's), from the outcomes topic, the audit log rows are folded from; write the row
+        that gives. True when the row changed.
+
+        Called before a pending marker is reconciled: a create that did land and was
+        recorded as LINKED must not look unknown to the next owner (with no lookup on the
+        receiver, it could not be checked and would fail)."""
+        entity, client_id, intouch_id = (
+            str(entity_of(command)),
+            command["client_id"],
+            command["intouch_id"],
+        )
+        where = self.links.position_of(entity, client_id, intouch_id)
+        if self._outcomes_after is None or where is None:
+            return False
+        partition, offset = where
+        try:
+            records = await asyncio.to_thread(self._outcomes_after, partition, offset + 1)
+        except Exception as exc:  # no worse off than without it: the marker is reconciled
+            log.warning(
+                "cannot read the outcomes of %s %s/%s past %s: %s: %s",
+                entity, client_id, intouch_id, where, type(exc).__name__, exc,
+            )  # fmt: skip
+            return False
+        if records is None:
+            log.warning(
+                "not looking for outcomes of %s %s/%s past %s: too many records after it",
+                entity, client_id, intouch_id, where,
+            )  # fmt: skip
+            return False
+        key, codec, row = self.key_of(command), self.codecs["Outcome"], None
+        for record in records:
+            if record.key() != key:
+                continue
+            try:
+                outcome = codec.decode(record.value())
+            except RecordDecodeError:
+                continue
+            row = self.links.apply(outcome, (record.partition(), record.offset())) or row
+        if row is None:
+            return False
+        log.info(
+            "%s %s/%s: outcomes past its row's %s folded in from the outcomes topic",
+            entity, client_id, intouch_id, where,
+        )  # fmt: skip
+        written = await self._send_bytes(
+            self._link_changelog, row[0].encode(), "link row", row[1], partition=partition
+        )
+        self.links.mark_own((written.partition, written.offset))
+        return True
 
     async def link_row(self, key: str, value: bytes, partition: int) -> None:
         """Write a stored link row again on its changelog partition, after a row older than

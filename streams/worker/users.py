@@ -74,6 +74,8 @@ class UserCommands:
     ) -> None:
         client_id, intouch_id = command["client_id"], command["intouch_id"]
         link = self.ctx.links.user(client_id, intouch_id)
+        if must_reconcile(link) and await self.ctx.publish.recover(command):
+            link = self.ctx.links.user(client_id, intouch_id)
         skip = skip_user_command(command, link)
         if skip is not None:
             await self.ctx.publish.outcome(command, Status.SKIPPED, message=skip)

@@ -227,6 +227,52 @@ def test_an_outcome_whose_row_was_never_written_is_run_again_without_a_second_cr
         assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
 
 
+def test_an_outcome_whose_row_was_never_written_is_found_in_the_outcomes_without_a_lookup(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """As above, on a receiver with no person lookup: the pending marker cannot be checked
+    with the receiver, so the next owner takes the LINKED outcome from the outcomes topic
+    instead of failing the command as unknown (found by the soak: a kill -9 between the
+    outcome's ack and its row's left such a user failing for good)."""
+    fast = {"CONNECTOR_RECEIVER_TIMEOUT": "1", "CONNECTOR_RECONCILE_GRACE": "1"}
+    with running_pipeline(kafka_bootstrap, tmp_path, **fast) as p:
+        # It keeps no InTouch ID and the user has no email: nothing to look the person up by.
+        p.add_receiver(CLIENT, ReceiverMode.NO_EXTERNAL_ID)
+        write_outcome(p, outcome_of("c-7302", "7302", Status.PENDING_CREATE), with_row=True)
+        receiver = p.receivers[CLIENT]
+        store = receiver.receiver.store
+        body = {"firstName": "Pia", "lastName": "Prospect"}
+        made = receiver.call(
+            lambda: store.create_person(f"R-{CLIENT}", "C7", "prospect", dict(body))
+        )
+        write_outcome(
+            p,
+            outcome_of("c-7302", "7302", Status.LINKED, receiver_id=str(made["id"])),
+            with_row=False,
+        )
+        p.start_worker()
+        p.send("UserChanged", user_event(CLIENT, "7302", 1, first_name="Pia"))
+
+        def worker_outcome() -> dict[str, Any] | None:
+            return next(
+                (
+                    o
+                    for o in reversed(p.outcomes(CLIENT))
+                    if o["intouch_id"] == "7302"
+                    and o["command_id"] != "c-7302"
+                    and o["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
+                ),
+                None,
+            )
+
+        final = wait_for("the worker's outcome for 7302", worker_outcome, timeout=90)
+        assert final["status"] != "FAILED", final
+        assert final["receiver_id"] == str(made["id"]), final
+        assert len(records_of(p, CLIENT, firstName="Pia")) == 1
+        calls = p.calls(CLIENT)
+        assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
+
+
 def test_a_deployment_from_before_the_changelog_is_backfilled_before_a_worker_starts(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:

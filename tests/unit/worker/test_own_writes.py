@@ -88,3 +88,68 @@ def test_a_failed_send_sends_the_rest_of_the_batch_again_in_order(tmp_path: Path
     decode = default_codecs()["Command"].decode
     # 2 failed, 3 went through; then 2 and 3 again: version 3 is still the last one.
     assert [decode(v)["version"] for v in topic.sent] == [1, 3, 2, 3]
+
+
+class Ack:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset = partition, offset
+
+
+class HeldTopic:
+    """A topic that queues a record only once `gate` is set (a broker slow to take it)."""
+
+    def __init__(self, name: str, gate: asyncio.Event | None = None) -> None:
+        self.name, self.gate = name, gate
+        self.sent: list[bytes] = []
+        self.waiting = asyncio.Event()
+
+    async def send(
+        self, *, key: bytes, value: bytes, headers: Any, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        if self.gate is not None:
+            self.waiting.set()
+            await self.gate.wait()
+        self.sent.append(value)
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ack.set_result(Ack(partition or 0, len(self.sent) - 1))
+        return ack
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+def test_an_outcome_cancelled_before_its_row_is_written_still_gets_its_row(
+    tmp_path: Path,
+) -> None:
+    """A lane cancelled (partition revoked) between the outcome's ack and its row's: the row
+    is written all the same, and `settled` returns only after it, so the next owner of the
+    partition reads the LINKED row instead of the pending marker before it."""
+
+    async def scenario() -> tuple[list[bytes], list[bytes], bool]:
+        gate = asyncio.Event()
+        outcomes, changelog = HeldTopic("outcomes"), HeldTopic("links", gate)
+        pub = Publisher(
+            default_codecs(), commands=None, outcomes=outcomes, link_changelog=changelog,
+            dead_letters=None, parked=None, links=LinkStore(tmp_path), metrics=Metrics(),
+            timeout=5.0,
+        )  # fmt: skip
+        lane = asyncio.ensure_future(pub.outcome(command(1), Status.LINKED, receiver_id="P1"))
+        await asyncio.wait_for(changelog.waiting.wait(), 5)  # the outcome is acked
+        lane.cancel()
+        cancelled = False
+        try:
+            await lane
+        except asyncio.CancelledError:
+            cancelled = True
+        settling = asyncio.ensure_future(pub.settled())
+        await asyncio.sleep(0)
+        assert not settling.done()  # the row is not written yet
+        gate.set()
+        await asyncio.wait_for(settling, 5)
+        pub.links.close()
+        return outcomes.sent, changelog.sent, cancelled
+
+    outcomes, rows, cancelled = asyncio.run(scenario())
+    assert cancelled
+    assert len(outcomes) == 1 and len(rows) == 1
+    assert b'"receiver_id":"P1"' in rows[0].replace(b" ", b"")
