@@ -566,11 +566,14 @@ class LinkFollower:
     long the history; the outcomes topic stays the audit log, read by nothing here.
 
     Why a row per outcome is enough: the outcome's writer sends the row after the outcome's
-    ack and acknowledges the command only after the row's. An outcome whose row never reached
-    the changelog belongs to a writer that died between the two acks; its command was not
-    acknowledged and the next owner runs it again, as after a crash between the receiver call
-    and the outcome (a create's pending marker, with its row, was acknowledged before the
-    call: the next owner reconciles instead of creating twice).
+    ack and acknowledges the command only after the row's; a lane cancelled in between (its
+    partition revoked, the worker stopping) finishes that write first (`Publisher.settled`).
+    An outcome whose row never reached the changelog belongs to a writer that died between
+    the two acks; its command was not acknowledged and the next owner runs it again, as after
+    a crash between the receiver call and the outcome: a create's pending marker, with its
+    row, was acknowledged before the call, so the next owner first folds in the entity's
+    outcomes past that row from the outcomes topic (`Publisher.recover`), then reconciles
+    what is still unsettled instead of creating twice.
 
     Compaction keeps the last-written row of a key, not the newest: a row written late (by a
     worker that lost the partition, or a slow one) after a newer row would be what a worker
