@@ -24,7 +24,7 @@ from streams.core.model import (
 from streams.exceptions import KafkaClientError, KafkaTimeoutError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.rows import dump_row, load_row
+from streams.worker.rows import FORMAT, dump_row, load_row
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ _PREFIX = {"USER": "u", "STAFF": "s", "LEAD_SOURCE": "l"}
 
 #: Where the follower stopped on the links changelog.
 _OFFSETS = "__link_offsets"
-#: Set once a store caught up with the changelog (see `LinkStore.rebuilt`).
+#: Set once a store caught up with the changelog (see `LinkStore.rebuilt`), to the format
+#: (`rows.FORMAT`) it was rebuilt in: a store of another (format 1 marked b"1") is rebuilt,
+#: and the user states with it.
 _REBUILT = "__rebuilt"
 
 
@@ -230,9 +232,12 @@ class LinkStore:
         #: Until `rebuilt`: a new store, written without RocksDB's write-ahead log (half the
         #: cost of a row); one that never got there (or made from the outcomes topic, which
         #: nothing follows any more) is started again from the changelog.
-        self.rebuilding = self._db.get(_REBUILT) is None
+        self.rebuilding = self._db.get(_REBUILT) != FORMAT
         if self.rebuilding and next(iter(self._db.keys()), None) is not None:
-            log.warning("link store %s was never rebuilt from the changelog: rebuilding", path)
+            log.warning(
+                "link store %s was never rebuilt from the changelog in this format: rebuilding",
+                path,
+            )
             self._db.close()
             Rdict.destroy(str(path / "links"))
             self._db = Rdict(str(path / "links"), store_options())
@@ -449,7 +454,7 @@ class LinkStore:
                 self._db.flush()
                 self._db.set_write_options(WriteOptions())
                 compacting(self._db, True)
-                self._db[_REBUILT] = b"1"
+                self._db[_REBUILT] = FORMAT
                 self.rebuilding = False
 
     def rows(self) -> Iterator[tuple[str, bytes]]:
