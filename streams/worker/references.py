@@ -56,28 +56,18 @@ _FORMAT_KEY = "__format"
 _SCAN_BATCH = 1000
 
 
-def _state_entry(latest: tuple[int, ...], entry: bytes, command: bytes | str) -> bytes:
-    """`version/partition/offset/encoding`, the user's partition index entry (what it names
-    and the receiver IDs its command carried, JSON) and the command, a line each (neither of
-    the first two holds a newline; the command may): as written to the commands topic
-    (`raw`), or the base64 a link row carries it in (`b64`), kept so (a rebuild decodes none
-    of the states it keeps; a state is read back when a user is planned again)."""
+def _state_entry(latest: tuple[int, ...], entry: bytes, raw: bytes) -> bytes:
+    """`version/partition/offset`, the user's partition index entry (what it names and the
+    receiver IDs its command carried, JSON) and the command as written to the commands
+    topic, a line each (neither of the first two holds a newline; the command may)."""
     version, partition, offset = latest
-    if isinstance(command, str):
-        return b"%d/%d/%d/b64\n%b\n%b" % (version, partition, offset, entry, command.encode())
-    return b"%d/%d/%d/raw\n%b\n%b" % (version, partition, offset, entry, command)
+    return b"%d/%d/%d\n%b\n%b" % (version, partition, offset, entry, raw)
 
 
-def _read_entry(value: bytes, *, command: bool = True) -> tuple[tuple[int, ...], bytes, bytes]:
-    """(latest, index entry, command as written to the commands topic; b"" without `command`)
-    of a `_state_entry`."""
-    head, entry, kept = value.split(b"\n", 2)
-    *latest, encoding = head.split(b"/")
-    if not command:
-        kept = b""
-    elif encoding == b"b64":
-        kept = binascii.a2b_base64(kept)
-    return tuple(int(n) for n in latest), entry, kept
+def _read_entry(value: bytes) -> tuple[tuple[int, ...], bytes, bytes]:
+    """(latest, index entry, command) of a `_state_entry`."""
+    head, entry, raw = value.split(b"\n", 2)
+    return tuple(int(n) for n in head.split(b"/")), entry, raw
 
 
 def _ref_prefix(entity: str, client_id: str, referenced: str) -> str:
@@ -238,7 +228,7 @@ class UserStates:
         command: bytes | str,
     ) -> bool:
         """Keep the user's state unless it has this one or a later one; `command` as written
-        to the commands topic, or in base64 (as a link row carries it)."""
+        to the commands topic, or in base64 (as a link row carries it: decoded only if kept)."""
         key = _state_key(client_id, intouch_id)
         partition = latest[1]
         with self._lock:
@@ -246,7 +236,7 @@ class UserStates:
             batch = self._gathered if self._gathered is not None else Writes(self._db)
             found = batch.get(key)
             if found is not None:
-                old, old_entry, _ = _read_entry(found, command=False)
+                old, old_entry, _ = _read_entry(found)
                 if old >= latest:
                     return False
                 old_refs: dict[str, str] = load_row(old_entry)["refs"]
@@ -260,7 +250,8 @@ class UserStates:
                 batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"", read=False)
             if refs:
                 batch.put(_partition_key(partition, client_id, intouch_id), entry, read=False)
-            batch.put(key, _state_entry(latest, entry, command))
+            raw = command if isinstance(command, bytes) else binascii.a2b_base64(command)
+            batch.put(key, _state_entry(latest, entry, raw))
             if batch is not self._gathered or batch.full():
                 batch.write()
             return True

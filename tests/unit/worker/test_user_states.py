@@ -115,22 +115,3 @@ def test_a_user_taken_twice_while_rebuilding_keeps_only_its_latest_entries(tmp_p
     state = states.get("100", "5001")
     assert state is not None and state.partition == 5 and state.command["version"] == 3
     states.close()
-
-
-def test_a_state_from_the_commands_topic_and_one_from_a_link_row_read_back_alike(
-    tmp_path: Path,
-) -> None:
-    """A link row's state is kept in the base64 it came in, one from the commands topic raw."""
-    from streams.worker.references import state_of
-
-    states = UserStates(tmp_path, CODEC)
-    first = command(1, staff_owner_id="S1")
-    assert states.keep(state_of(CODEC.encode(first), first, (3, 10)))
-    from_row = states.get("100", "5001")
-    second = command(2, staff_owner_id="S1")
-    assert keep(states, second, (3, 11))
-    from_topic = states.get("100", "5001")
-    assert from_row is not None and from_row.command == CODEC.decode(CODEC.encode(first))
-    assert from_topic is not None and from_topic.command == CODEC.decode(CODEC.encode(second))
-    assert states.state("100", "5001") == state_of(CODEC.encode(second), second, (3, 11))
-    states.close()
