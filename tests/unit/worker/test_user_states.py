@@ -115,3 +115,20 @@ def test_a_user_taken_twice_while_rebuilding_keeps_only_its_latest_entries(tmp_p
     state = states.get("100", "5001")
     assert state is not None and state.partition == 5 and state.command["version"] == 3
     states.close()
+
+
+def test_a_state_from_a_link_row_is_kept_as_the_same_one_from_the_commands_topic(
+    tmp_path: Path,
+) -> None:
+    """A rebuilt worker holds the very entries of one that followed the commands."""
+    from streams.worker.references import state_of
+
+    cmd = command(2, staff_owner_id="S1", lead_source_id="L1")
+    raw = CODEC.encode(cmd)
+    from_row = UserStates(tmp_path / "row", CODEC)
+    from_topic = UserStates(tmp_path / "topic", CODEC)
+    assert from_row.keep(state_of(raw, cmd, (3, 11)))  # base64 in the row
+    assert from_topic.apply(raw, cmd, (3, 11))
+    assert entries(from_row) == entries(from_topic)
+    for states in (from_row, from_topic):
+        states.close()
