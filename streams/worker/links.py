@@ -25,7 +25,7 @@ from streams.core.model import (
 from streams.exceptions import KafkaClientError, KafkaTimeoutError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.rows import dump_row, load_row
+from streams.worker.rows import FORMAT, dump_row, load_row
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ _PREFIX = {"USER": "u", "STAFF": "s", "LEAD_SOURCE": "l"}
 
 #: Where the follower stopped on the links changelog.
 _OFFSETS = "__link_offsets"
-#: Set once a store caught up with the changelog (see `LinkStore.rebuilt`).
+#: Set once a store caught up with the changelog (see `LinkStore.rebuilt`), to the format
+#: (`rows.FORMAT`) it was rebuilt in: a store of another (format 1 marked b"1") is rebuilt,
+#: and the user states with it.
 _REBUILT = "__rebuilt"
 
 
@@ -84,56 +86,60 @@ class Writes:
     made for a store that was empty (`from_empty`), and that every row goes through from then
     on, remembers (in a bloom filter) the keys it was given: a key it never saw is in no store
     and asks RocksDB for nothing, as a rebuilt store sees most keys once (the changelog is
-    compacted); a key seen (or a false positive, ~1% at a million keys) is read as before.
+    compacted); a key seen (or a false positive, ~3% a million keys) is read as before.
     """
 
     #: Entries a store being rebuilt gathers before it writes them.
     LIMIT = 4096
-    #: Bits of the seen-keys filter (2 MiB): two probes of 24 bits from one hash.
-    _SEEN_BITS = 1 << 24
+    #: The seen-keys filter: one probe of 25 bits of the key's hash into 4 MiB (a probe
+    #: fewer than two into 2 MiB, for the same false positives at the keys a rebuild reads).
+    _SEEN_MASK = (1 << 25) - 1
 
     def __init__(self, db: Rdict, *, from_empty: bool = False) -> None:
         self._db = db
         self._batch = WriteBatch()
+        self._entries = 0
+        #: What `get` answers from: the keys put with `read` (and deleted) not written yet.
         self._values: dict[str, bytes | None] = {}
-        self._seen = bytearray(self._SEEN_BITS // 8) if from_empty else None
+        self._seen = bytearray((self._SEEN_MASK + 1) // 8) if from_empty else None
 
     def get(self, key: str) -> bytes | None:
         """The value of `key`: gathered, or stored (a key put with `read=False` is not read)."""
         if key in self._values:
             return self._values[key]
         if self._seen is not None:
-            h = hash(key)
-            first, second = h & 0xFFFFFF, (h >> 24) & 0xFFFFFF
-            seen = self._seen
-            if not (seen[first >> 3] >> (first & 7) & 1 and seen[second >> 3] >> (second & 7) & 1):
+            bit = hash(key) & self._SEEN_MASK
+            if not self._seen[bit >> 3] >> (bit & 7) & 1:
                 return None
         found = self._db.get(key)
         return None if found is None else bytes(found)
 
     def put(self, key: str, value: bytes, *, read: bool = True) -> None:
         """Put `value`; `read=False`: `get` never asks for this key (an index entry, iterated
-        only after `write`), so the filter of seen keys need not have it."""
+        only after `write`), so neither what is gathered for it nor the filter of seen keys
+        need have it."""
         self._batch.put(key, value)
-        self._values[key] = value
-        if read and self._seen is not None:
-            h = hash(key)
-            first, second = h & 0xFFFFFF, (h >> 24) & 0xFFFFFF
-            self._seen[first >> 3] |= 1 << (first & 7)
-            self._seen[second >> 3] |= 1 << (second & 7)
+        self._entries += 1
+        if read:
+            self._values[key] = value
+            if self._seen is not None:
+                bit = hash(key) & self._SEEN_MASK
+                self._seen[bit >> 3] |= 1 << (bit & 7)
 
     def delete(self, key: str) -> None:
         self._batch.delete(key)
+        self._entries += 1
         self._values[key] = None
 
     def full(self) -> bool:
-        return len(self._values) >= self.LIMIT
+        return self._entries >= self.LIMIT
 
     def write(self) -> None:
         """Make the gathered writes (in one RocksDB write) and start again empty."""
-        if self._values:
+        if self._entries:
             self._db.write(self._batch)
             self._batch = WriteBatch()
+            self._entries = 0
             self._values = {}
 
 
@@ -266,9 +272,12 @@ class LinkStore:
         #: Until `rebuilt`: a new store, written without RocksDB's write-ahead log (half the
         #: cost of a row); one that never got there (or made from the outcomes topic, which
         #: nothing follows any more) is started again from the changelog.
-        self.rebuilding = self._db.get(_REBUILT) is None
+        self.rebuilding = self._db.get(_REBUILT) != FORMAT
         if self.rebuilding and next(iter(self._db.keys()), None) is not None:
-            log.warning("link store %s was never rebuilt from the changelog: rebuilding", path)
+            log.warning(
+                "link store %s was never rebuilt from the changelog in this format: rebuilding",
+                path,
+            )
             self._db.close()
             Rdict.destroy(str(path / "links"))
             self._db = Rdict(str(path / "links"), store_options())
@@ -501,7 +510,7 @@ class LinkStore:
                 self._db.flush()
                 self._db.set_write_options(WriteOptions())
                 compacting(self._db, True)
-                self._db[_REBUILT] = b"1"
+                self._db[_REBUILT] = FORMAT
                 self.rebuilding = False
 
     def rows(self) -> Iterator[tuple[str, bytes]]:
@@ -554,6 +563,9 @@ class LinkStore:
 FOLLOWER_FETCH: dict[str, str | int | float | bool] = {
     "fetch.wait.max.ms": 100,
     "fetch.min.bytes": 65536,
+    # A rebuild takes rows slower than the broker sends them: librdkafka's default queue of
+    # prefetched records (64 MiB) stayed full for all of it, in the worker's RSS.
+    "queued.max.messages.kbytes": 8192,
 }
 
 

@@ -27,7 +27,7 @@ from streams.worker.links import (
     store_options,
     without_wal,
 )
-from streams.worker.rows import dump_row, load_row
+from streams.worker.rows import FORMAT, dump_row, load_row
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,8 @@ _REFERENCES = (("staff_owner_id", Entity.STAFF), ("lead_source_id", Entity.LEAD_
 
 
 def _state_key(client_id: str, intouch_id: str) -> str:
+    """A user's latest state: one entry (`_state_entry`) with the command in it."""
     return f"v/{client_id}/{intouch_id}"
-
-
-def _command_key(client_id: str, intouch_id: str) -> str:
-    return f"c/{client_id}/{intouch_id}"
 
 
 def _partition_key(partition: int, client_id: str, intouch_id: str) -> str:
@@ -51,11 +48,26 @@ def _partition_key(partition: int, client_id: str, intouch_id: str) -> str:
     return f"p/{partition}/{client_id}/{intouch_id}"
 
 
-#: Set once the store has its partition index (`_partition_key`).
-_INDEXED = "__partition_index"
+#: Where the store keeps its format (`rows.FORMAT`): one of another format is started over
+#: (the link store, of that format too, is then rebuilt from the changelog with it).
+_FORMAT_KEY = "__format"
 
 #: Users' references read at a time by `UserStates.with_references`.
 _SCAN_BATCH = 1000
+
+
+def _state_entry(latest: tuple[int, ...], entry: bytes, raw: bytes) -> bytes:
+    """`version/partition/offset`, the user's partition index entry (what it names and the
+    receiver IDs its command carried, JSON) and the command as written to the commands
+    topic, a line each (neither of the first two holds a newline; the command may)."""
+    version, partition, offset = latest
+    return b"%d/%d/%d\n%b\n%b" % (version, partition, offset, entry, raw)
+
+
+def _read_entry(value: bytes) -> tuple[tuple[int, ...], bytes, bytes]:
+    """(latest, index entry, command) of a `_state_entry`."""
+    head, entry, raw = value.split(b"\n", 2)
+    return tuple(int(n) for n in head.split(b"/")), entry, raw
 
 
 def _ref_prefix(entity: str, client_id: str, referenced: str) -> str:
@@ -91,10 +103,6 @@ def state_of(raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) 
     }
 
 
-def _raw_of(state: Mapping[str, Any]) -> bytes:
-    return binascii.a2b_base64(state["command"])  # base64.b64decode, without its wrapping
-
-
 @dataclass(frozen=True)
 class UserState:
     """A user's latest planned command: its InTouch state, the receiver IDs it carried, and
@@ -121,17 +129,23 @@ class UserStates:
         self._lock = threading.Lock()
         #: While rebuilding: the states kept and not written yet (see `Writes`).
         self._gathered: Writes | None = None
-        if self._db.get(_INDEXED) is None:
-            self._index_partitions()
+        if self._db.get(_FORMAT_KEY) != FORMAT:
+            if next(iter(self._db.keys()), None) is not None:
+                log.warning("user states %s are of an older format: starting over", path)
+            self._start_over()
+
+    def _start_over(self) -> None:
+        """An empty store of this format (call with the lock held, or before it is shared)."""
+        self._db.close()
+        Rdict.destroy(self._path)
+        self._db = Rdict(self._path, store_options())
+        self._db[_FORMAT_KEY] = FORMAT
 
     def rebuild(self) -> None:
         """Start empty, without the write-ahead log until `rebuilt` (the link store is being
         rebuilt: the states come with its rows)."""
         with self._lock:
-            self._db.close()
-            Rdict.destroy(self._path)
-            self._db = Rdict(self._path, store_options())
-            self._db[_INDEXED] = b"1"
+            self._start_over()
             self._db.set_write_options(without_wal())
             compacting(self._db, False)
             self._gathered = Writes(self._db, from_empty=True)
@@ -154,19 +168,6 @@ class UserStates:
         if self._gathered is not None:
             self._gathered.write()
 
-    def _index_partitions(self) -> None:
-        """Write the partition index of a store kept before it existed (once)."""
-        for key in self._keys("v/"):
-            meta = load_row(self._db.get(key) or b"{}")
-            if not meta.get("refs"):
-                continue
-            client_id, intouch_id = key[2:].split("/", 1)
-            command = self._codec.decode(self._db[_command_key(client_id, intouch_id)])
-            carried = [command["staff_owner_receiver_id"], command["lead_source_receiver_id"]]
-            entry = {"refs": meta["refs"], "carried": carried}
-            self._db[_partition_key(meta["partition"], client_id, intouch_id)] = dump_row(entry)
-        self._db[_INDEXED] = b"1"
-
     def empty(self) -> bool:
         """Whether no state was ever kept and no command read here (a new data dir)."""
         with self._lock:
@@ -178,58 +179,79 @@ class UserStates:
             self._write_gathered()
             self._db.close()
 
-    def get(self, client_id: str, intouch_id: str) -> UserState | None:
+    def _entry(self, client_id: str, intouch_id: str) -> tuple[tuple[int, ...], bytes, bytes]:
         with self._lock:
-            raw = self._read(_command_key(client_id, intouch_id))
-            meta = self._read(_state_key(client_id, intouch_id))
-        if raw is None or meta is None:
-            return None
-        return UserState(self._codec.decode(raw), int(load_row(meta)["partition"]))
+            value = self._read(_state_key(client_id, intouch_id))
+        return ((), b"", b"") if value is None else _read_entry(bytes(value))
+
+    def get(self, client_id: str, intouch_id: str) -> UserState | None:
+        latest, _, raw = self._entry(client_id, intouch_id)
+        return UserState(self._codec.decode(raw), latest[1]) if latest else None
 
     def state(self, client_id: str, intouch_id: str) -> dict[str, Any] | None:
         """The user's latest state as `state_of` gives it (what a link row carries)."""
-        with self._lock:
-            raw = self._read(_command_key(client_id, intouch_id))
-            meta = self._read(_state_key(client_id, intouch_id))
-        if raw is None or meta is None:
+        latest, _, raw = self._entry(client_id, intouch_id)
+        if not latest:
             return None
-        _, partition, offset = load_row(meta)["latest"]
-        return state_of(raw, self._codec.decode(raw), (partition, offset))
+        return state_of(raw, self._codec.decode(raw), (latest[1], latest[2]))
 
     def apply(self, raw: bytes, command: Mapping[str, Any], position: tuple[int, int]) -> bool:
         """Keep `command` (read at (partition, offset)) when it is the user's latest."""
-        return self.keep(state_of(raw, command, position))
+        user = command["user"]
+        return self._keep(
+            command["client_id"],
+            command["intouch_id"],
+            (command["version"], *position),
+            {str(e): user.get(f) for f, e in _REFERENCES if user.get(f)},
+            [command["staff_owner_receiver_id"], command["lead_source_receiver_id"]],
+            raw,
+        )
 
     def keep(self, state: Mapping[str, Any]) -> bool:
         """Keep a state (`state_of`, or carried by a link row) when it is the user's latest."""
-        client_id, intouch_id = state["client_id"], state["intouch_id"]
+        return self._keep(
+            state["client_id"],
+            state["intouch_id"],
+            tuple(state["latest"]),
+            state["refs"],
+            state["carried"],
+            state["command"],
+        )
+
+    def _keep(
+        self,
+        client_id: str,
+        intouch_id: str,
+        latest: tuple[int, ...],
+        refs: Mapping[str, str],
+        carried: list[str | None],
+        command: bytes | str,
+    ) -> bool:
+        """Keep the user's state unless it has this one or a later one; `command` as written
+        to the commands topic, or in base64 (as a link row carries it: decoded only if kept)."""
         key = _state_key(client_id, intouch_id)
-        latest = tuple(state["latest"])
-        refs: dict[str, str] = dict(state["refs"])
+        partition = latest[1]
         with self._lock:
             # The state and its indexes in one write (with more states while rebuilding).
             batch = self._gathered if self._gathered is not None else Writes(self._db)
             found = batch.get(key)
-            meta: dict[str, Any] = load_row(found) if found is not None else {}
-            if tuple(meta.get("latest", (-1, -1, -1))) >= latest:
-                return False
-            for entity, referenced in meta.get("refs", {}).items():
-                if refs.get(entity) != referenced:
-                    batch.delete(_ref_prefix(entity, client_id, referenced) + intouch_id)
+            if found is not None:
+                old, old_entry, _ = _read_entry(found)
+                if old >= latest:
+                    return False
+                old_refs: dict[str, str] = load_row(old_entry)["refs"]
+                for entity, referenced in old_refs.items():
+                    if refs.get(entity) != referenced:
+                        batch.delete(_ref_prefix(entity, client_id, referenced) + intouch_id)
+                if old_refs and (old[1] != partition or not refs):
+                    batch.delete(_partition_key(old[1], client_id, intouch_id))
+            entry = dump_row({"refs": refs, "carried": carried})
             for entity, referenced in refs.items():
                 batch.put(_ref_prefix(entity, client_id, referenced) + intouch_id, b"", read=False)
-            partition = int(latest[1])
-            if meta.get("refs") and meta["partition"] != partition:
-                batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
-            carried = list(state["carried"])
             if refs:
-                entry = dump_row({"refs": refs, "carried": carried})
                 batch.put(_partition_key(partition, client_id, intouch_id), entry, read=False)
-            elif meta.get("refs"):
-                batch.delete(_partition_key(meta["partition"], client_id, intouch_id))
-            meta = {"latest": list(latest), "partition": partition, "refs": refs}
-            batch.put(_command_key(client_id, intouch_id), _raw_of(state))
-            batch.put(key, dump_row(meta))
+            raw = command if isinstance(command, bytes) else binascii.a2b_base64(command)
+            batch.put(key, _state_entry(latest, entry, raw))
             if batch is not self._gathered or batch.full():
                 batch.write()
             return True

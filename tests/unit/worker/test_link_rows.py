@@ -222,3 +222,26 @@ def test_a_store_being_rebuilt_compacts_only_once_rebuilt(tmp_path: Path) -> Non
     assert store.user("100", "u5").receiver_id == "P5"  # type: ignore[union-attr]
     store.close()
     writer.close()
+
+
+def test_writes_of_a_store_rebuilt_from_empty_read_back_only_what_they_were_given(
+    tmp_path: Path,
+) -> None:
+    db = Rdict(str(tmp_path / "db"))
+    db["before"] = b"not seen by these writes"  # a store rebuilt from empty has no such key
+    writes = Writes(db, from_empty=True)
+    writes.put("row", b"1")
+    writes.put("index", b"", read=False)
+    assert writes.get("row") == b"1"
+    writes.write()
+    assert db.get("index") == b"" and writes.get("row") == b"1"  # written: read from RocksDB
+    assert writes.get("before") is None  # never given: RocksDB not asked
+    writes.put("row", b"2")
+    writes.delete("row")
+    assert writes.get("row") is None and not writes.full()
+    for n in range(Writes.LIMIT - 2):
+        writes.put(f"i/{n}", b"", read=False)
+    assert writes.full()  # index entries count, though not gathered for reading
+    writes.write()
+    assert db.get("row") is None and db.get(f"i/{Writes.LIMIT - 3}") == b""
+    db.close()

@@ -1,4 +1,4 @@
-"""Rows written with json.dumps (stores from before orjson) still load, and new rows read back."""
+"""How rows are kept: JSON that reads back, and a store of an older format rebuilt, never read."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from pathlib import Path
 from rocksdict import Rdict
 
 from streams.avro.codec import default_codecs
+from streams.core.model import Status
 from streams.worker.links import LinkStore
 from streams.worker.references import UserStates
-from streams.worker.rows import dump_row, load_row
+from streams.worker.rows import FORMAT, dump_row, load_row
+from tests.unit.worker.test_own_writes import outcome
+from tests.unit.worker.test_state_rows import user_state
+from tests.unit.worker.test_user_states import command
 
 CODEC = default_codecs()["Command"]
 
@@ -21,49 +25,58 @@ def test_rows_round_trip_and_read_what_json_wrote() -> None:
     assert json.loads(dump_row({3: 13})) == {"3": 13}
 
 
-def test_a_link_store_written_with_json_still_loads(tmp_path: Path) -> None:
-    old = Rdict(str(tmp_path / "links"))
+def format_1(path: Path) -> None:
+    """A data dir as format 1 left it: a rebuilt link store, the user's command and what it
+    names kept apart."""
+    old = Rdict(str(path / "links"))
     settled = {"position": [2, 10], "receiver_id": "M1", "version": 5, "fingerprint": "fp"}
     old["u/100/5001"] = json.dumps(settled | {"user_type": "MEMBER"}).encode()
-    old["u/100/5002"] = json.dumps({"position": [2, 11], "pending_create": True}).encode()
-    # A store rebuilt from the links changelog (older ones are rebuilt again on open).
+    old["r/100/M1"] = b"5001"
     old["__link_offsets"] = json.dumps({2: 12}).encode()
     old["__rebuilt"] = b"1"
     old.close()
-    store = LinkStore(tmp_path)
+    users = Rdict(str(path / "users"))
+    users["c/100/5001"] = CODEC.encode(command(2, staff_owner_id="S1"))
+    users["v/100/5001"] = json.dumps({"latest": [2, 3, 10], "partition": 3, "refs": {}}).encode()
+    users["i/STAFF/100/S1/5001"] = b""
+    users["__partition_index"] = b"1"
+    users["__command_offsets"] = json.dumps({3: 11}).encode()
+    users.close()
+
+
+def test_a_data_dir_of_an_older_format_is_rebuilt_not_read(tmp_path: Path) -> None:
+    format_1(tmp_path)
+    store, states = LinkStore(tmp_path), UserStates(tmp_path, CODEC)
+    assert store.rebuilding  # as the worker does: rebuild both from the changelog
+    states.rebuild()
+    assert store.user("100", "5001") is None and store.owner_of("100", "M1") is None
+    assert store.offsets() == {} and states.offsets() == {}
+    assert states.get("100", "5001") is None and states.referencing("STAFF", "100", "S1") == []
+    writer = LinkStore(tmp_path / "writer")
+    row = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 4), user_state(1, (3, 20)))
+    assert row is not None
+    store.on_state = states.keep
+    assert store.store_row(*row)
+    states.rebuilt()
+    store.rebuilt()
+    for opened in (store, states, writer):
+        opened.close()
+    # Rebuilt in this format: kept when opened again.
+    store, states = LinkStore(tmp_path), UserStates(tmp_path, CODEC)
+    assert not store.rebuilding
+    with store._lock:
+        assert store._db["__rebuilt"] == FORMAT
     link = store.user("100", "5001")
-    assert link is not None
-    assert (link.receiver_id, link.user_type, link.version, link.fingerprint) == (
-        "M1", "MEMBER", 5, "fp",
-    )  # fmt: skip
-    pending = store.user("100", "5002")
-    assert pending is not None and pending.pending is not None
-    assert store.offsets() == {2: 12}
-    assert store.counts()["users"] == 1
-    store.save_offsets({2: 13, 4: 1})
-    assert store.offsets() == {2: 13, 4: 1}
-    store.close()
-
-
-def test_user_states_written_with_json_still_load(tmp_path: Path) -> None:
-    from tests.unit.worker.test_user_states import command
-
-    cmd = command(2, staff_owner_id="S1")
-    old = Rdict(str(tmp_path / "users"))
-    old["c/100/5001"] = CODEC.encode(cmd)
-    meta = {"latest": [2, 3, 10], "partition": 3, "refs": {"STAFF": "S1"}}
-    old["v/100/5001"] = json.dumps(meta).encode()
-    old["i/STAFF/100/S1/5001"] = b""
-    old["__command_offsets"] = json.dumps({3: 11}).encode()
-    old.close()
-    states = UserStates(tmp_path, CODEC)
+    assert link is not None and link.receiver_id == "P1"
     state = states.get("100", "5001")
-    assert state is not None and state.partition == 3
-    assert states.offsets() == {3: 11}
-    # An older version is still refused against the old row; a newer one moves the index.
-    assert not states.apply(CODEC.encode(command(1)), command(1), (3, 12))
-    newer = command(3, staff_owner_id="S2")
-    assert states.apply(CODEC.encode(newer), newer, (3, 13))
-    assert states.referencing("STAFF", "100", "S1") == []
-    assert states.referencing("STAFF", "100", "S2") == ["5001"]
+    assert state is not None and state.command["version"] == 1 and state.partition == 3
+    store.close()
+    states.close()
+
+
+def test_user_states_of_an_older_format_alone_are_started_over(tmp_path: Path) -> None:
+    format_1(tmp_path)
+    states = UserStates(tmp_path, CODEC)
+    assert states.empty()
+    assert states.get("100", "5001") is None and states.referencing("STAFF", "100", "S1") == []
     states.close()

@@ -69,3 +69,66 @@ def test_states_kept_while_rebuilding_are_read_through_and_durable_once_rebuilt(
     assert again.referencing("STAFF", "100", "S1") == []
     assert again.referencing("STAFF", "100", "S2") == ["5001"]
     again.close()
+
+
+def entries(states: UserStates) -> dict[str, bytes]:
+    """Every entry of the store but its marks (gathered ones written)."""
+    with states._lock:
+        states._write_gathered()
+        return {k: bytes(v) for k, v in states._db.items() if not k.startswith("__")}
+
+
+def test_a_state_is_one_entry_that_reads_back_as_it_was_kept(tmp_path: Path) -> None:
+    from streams.worker.references import state_of
+
+    cmd = command(4, staff_owner_id="S1", lead_source_id="L1", first_name="two\nlines")
+    raw = CODEC.encode(cmd)
+    assert b"\n" in raw  # the command's bytes may hold the separator of the entry's lines
+    states = UserStates(tmp_path, CODEC)
+    assert states.keep(state_of(raw, cmd, (3, 10)))  # as a link row carries it (base64)
+    state = states.get("100", "5001")
+    assert state is not None and state.partition == 3 and state.command == CODEC.decode(raw)
+    assert states.state("100", "5001") == state_of(raw, cmd, (3, 10))
+    assert sorted(entries(states)) == [
+        "i/LEAD_SOURCE/100/L1/5001", "i/STAFF/100/S1/5001", "p/3/100/5001", "v/100/5001",
+    ]  # fmt: skip
+    (_, _, ref), *_ = states.with_references(3)
+    assert ref.refs == {"STAFF": "S1", "LEAD_SOURCE": "L1"} and ref.carried == (None, None)
+    # The same state from the commands topic (raw) is no newer: refused.
+    assert not states.apply(raw, cmd, (3, 10))
+    states.close()
+
+
+def test_a_user_taken_twice_while_rebuilding_keeps_only_its_latest_entries(tmp_path: Path) -> None:
+    """A rebuild from empty reads no key it has not written: a user seen a second time (an
+    uncompacted changelog), in the same write or after it, moves its indexes all the same."""
+    states = UserStates(tmp_path, CODEC)
+    states.rebuild()
+    assert keep(states, command(1, staff_owner_id="S1", lead_source_id="L1"), (2, 1))
+    assert keep(states, command(2, staff_owner_id="S2"), (2, 2))  # same write
+    first = entries(states)  # written
+    assert keep(states, command(3, lead_source_id="L3"), (5, 3))  # after the write
+    assert not keep(states, command(2, staff_owner_id="S9"), (2, 4))
+    states.rebuilt()
+    assert sorted(first) == ["i/STAFF/100/S2/5001", "p/2/100/5001", "v/100/5001"]
+    assert sorted(entries(states)) == ["i/LEAD_SOURCE/100/L3/5001", "p/5/100/5001", "v/100/5001"]
+    state = states.get("100", "5001")
+    assert state is not None and state.partition == 5 and state.command["version"] == 3
+    states.close()
+
+
+def test_a_state_from_a_link_row_is_kept_as_the_same_one_from_the_commands_topic(
+    tmp_path: Path,
+) -> None:
+    """A rebuilt worker holds the very entries of one that followed the commands."""
+    from streams.worker.references import state_of
+
+    cmd = command(2, staff_owner_id="S1", lead_source_id="L1")
+    raw = CODEC.encode(cmd)
+    from_row = UserStates(tmp_path / "row", CODEC)
+    from_topic = UserStates(tmp_path / "topic", CODEC)
+    assert from_row.keep(state_of(raw, cmd, (3, 11)))  # base64 in the row
+    assert from_topic.apply(raw, cmd, (3, 11))
+    assert entries(from_row) == entries(from_topic)
+    for states in (from_row, from_topic):
+        states.close()
