@@ -35,10 +35,10 @@ ROWS: dict[str, Any] = {
         "parked": ["0b7c2b5e-5a55-4d0e-a3c1-8e9b0c1d2e3f"],
         "parked_version": 7,
     },
-    "user state meta": {
-        "latest": [4, 3, 1_234_567],
-        "partition": 3,
+    # A user state's index entry (format 2: the JSON line of its one entry).
+    "user state index entry": {
         "refs": {"STAFF": "S-42", "LEAD_SOURCE": "L-7"},
+        "carried": ["9004", "L1027"],
     },
     "offsets (12 partitions)": {str(p): 1_000_000 + p for p in range(12)},
 }
@@ -97,7 +97,7 @@ def main() -> None:
     # outcome's read-modify-write (3 loads, 2 dumps), and the user state's (1 load, 1 dump).
     link, pending, meta = (
         results["user link, settled"], results["user link, pending create"],
-        results["user state meta"],
+        results["user state index entry"],
     )  # fmt: skip
     per_event: dict[str, float | None] = {}
     for lib in ("json", "orjson"):
