@@ -32,7 +32,8 @@ from streams.kafka.local import LocalKafka, free_port
 from streams.kafka.reader import read_to_end
 from streams.kafka.topics import delete_topics, design_topics, ensure_topics
 from streams.settings import Settings, TopicSettings
-from streams.worker.links import LinkFollower, LinkStore, fold
+from streams.worker.follower import LinkFollower
+from streams.worker.links import LinkStore, fold
 from streams.worker.references import state_of
 
 CLIENTS = 500

@@ -28,7 +28,8 @@ from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
 from streams.worker.executor import Executor
-from streams.worker.links import LinkFollower, LinkStore, entity_key
+from streams.worker.follower import LinkFollower
+from streams.worker.links import LinkStore, entity_key
 from streams.worker.metrics import BreakerCollector, LinkTableCollector, Metrics
 from streams.worker.ops import Readiness
 from streams.worker.ownership import Ownership

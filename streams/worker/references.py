@@ -19,14 +19,9 @@ from streams.core.model import Entity, Record
 from streams.exceptions import RecordDecodeError
 from streams.kafka import clients
 from streams.settings import KafkaSettings
-from streams.worker.links import (
-    LinkFollower,
-    LinkStore,
-    Writes,
-    compacting,
-    store_options,
-    without_wal,
-)
+from streams.worker.follower import LinkFollower
+from streams.worker.links import LinkStore
+from streams.worker.rocks import Writes, compacting, store_options, without_wal
 from streams.worker.rows import FORMAT, dump_row, load_row
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ from typing import Any
 from rocksdict import Rdict
 
 from streams.core.model import Status
-from streams.worker.links import LinkStore, Writes
+from streams.worker.links import LinkStore
+from streams.worker.rocks import Writes
 from tests.unit.worker.test_own_writes import outcome
 
 

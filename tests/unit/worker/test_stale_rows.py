@@ -11,7 +11,8 @@ import pytest
 from streams.core.model import Status
 from streams.kafka.clients import PRODUCER_DEFAULTS
 from streams.settings import KafkaSettings
-from streams.worker.links import LinkFollower, LinkStore, Taken, entity_key, taken
+from streams.worker.follower import LinkFollower
+from streams.worker.links import LinkStore, Taken, entity_key, taken
 from tests.unit.worker.test_own_writes import FakeTopic, outcome, publisher
 
 KEY = "u/100/5001"
