@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.long
 def test_the_bounded_soak_loses_duplicates_and_leaks_nothing(tmp_path: Path) -> None:
     # Its own broker (restarted mid-run), so it runs in its own process, as CI would run it.
     result = subprocess.run(
