@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EVENTS ?= 5000
+# Test processes (pytest-xdist) of `make test`, sharing one broker; 0 runs the suite in one.
+TEST_WORKERS ?= 2
 
 
 .PHONY: install up demo test check lint typecheck unit integration bench soak kafka-up kafka-down ops-tools clean
@@ -34,8 +36,9 @@ demo: $(STAMP)
 	@$(BIN)/connector demo --events $(EVENTS)
 
 ## Everything CI runs: lint, format, types, then the whole suite on a real broker.
+## A module's tests run in one process, in order: they may share a module-scoped pipeline.
 test: check
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 check: lint typecheck
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,18 +242,39 @@ class Pipeline:
         self, client_id: str, intouch_id: str, version: int, timeout: float = 60.0
     ) -> dict[str, Any]:
         """The final outcome of the entity's command for `version` (pending markers skipped)."""
+        return self.wait_outcomes(client_id, [intouch_id], version, timeout)[intouch_id]
 
-        def check() -> dict[str, Any] | None:
+    def wait_outcomes(
+        self, client_id: str, intouch_ids: Iterable[str], version: int, timeout: float = 60.0
+    ) -> dict[str, dict[str, Any]]:
+        """`wait_outcome` for many entities, the outcomes read once per look for all of them
+        (one read per entity and look cost seconds); `timeout` counts from the latest outcome
+        found, as it does when `wait_outcome` is called for one entity after another."""
+        wanted = list(dict.fromkeys(intouch_ids))
+        pending = set(wanted)
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            before = len(found)
             for row in reversed(self.outcomes(client_id)):
                 if (
-                    row["intouch_id"] == intouch_id
+                    row["intouch_id"] in pending
                     and row["version"] >= version
                     and row["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
                 ):
-                    return row
-            return None
-
-        return wait_for(f"an outcome for {client_id}/{intouch_id} v{version}", check, timeout)
+                    found[row["intouch_id"]] = row
+                    pending.discard(row["intouch_id"])
+            if len(found) == len(wanted):
+                return {intouch_id: found[intouch_id] for intouch_id in wanted}
+            if len(found) > before:
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() > deadline:
+                missing = [i for i in wanted if i in pending]
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for an outcome for "
+                    f"{client_id}/{missing[0]} v{version} ({len(missing)} missing: {missing[:10]})"
+                )
+            time.sleep(0.1)
 
     # -- worker -----------------------------------------------------------------------------
     def env(self, data: str = "data") -> dict[str, str]:

@@ -53,8 +53,8 @@ def test_health_ready_metrics_and_nothing_else(kafka_bootstrap: str, tmp_path: P
 
         for n in range(5):
             p.send("UserChanged", user_event("ops", f"O{n}", 1))
-        for n in range(5):
-            assert p.wait_outcome("ops", f"O{n}", 1)["status"] == "LINKED"
+        outcomes = p.wait_outcomes("ops", [f"O{n}" for n in range(5)], 1)
+        assert {o["status"] for o in outcomes.values()} == {"LINKED"}
         users = p.topic(p.topics.users_topic)
 
         def drained() -> dict[str, float] | None:

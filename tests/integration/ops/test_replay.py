@@ -81,8 +81,7 @@ def test_replay_by_time_for_one_client_touches_only_that_client_and_twice_is_har
         p.send("UserChanged", user_event("late2", f"T{n}", 1, first_name="Tess"))
         p.send("UserChanged", user_event("live", f"L{n}", 1))
     dead_letters_of(p, "late2", 3)
-    for n in range(3):
-        p.wait_outcome("live", f"L{n}", 1)
+    p.wait_outcomes("live", [f"L{n}" for n in range(3)], 1)
     turn_up_and_wait(p, "late2")
     live_calls = p.calls("live")
 

@@ -3,18 +3,15 @@ that reach it by KAFKA_* alone."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from demo.worker import clean_env
-from streams.kafka.local import LocalKafka
 from streams.kafka.secure import SecureMaterial
-from streams.settings import LocalKafkaSettings
+from tests.run_broker import RunBroker, run_root
 
 
 @dataclass(frozen=True)
@@ -42,18 +39,18 @@ class SecureBroker:
 
 
 @pytest.fixture(scope="session")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    """`connector kafka up --secure` in its own state dir, once; stopped at the end.
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> SecureBroker:
+    """`connector kafka up --secure` in its own state dir, once for the whole run (every xdist
+    worker shares it); stopped after the last test (tests/conftest.py).
 
     A broker that cannot start fails every test that needs it, loudly; nothing is skipped."""
-    local = LocalKafka(LocalKafkaSettings(state_dir=tmp_path_factory.mktemp("secure-kafka")))
-    started = time.monotonic()
-    info = local.up(secure=True)
-    try:
-        assert info.secure
-        yield SecureBroker(info.bootstrap, local.material, time.monotonic() - started)
-    finally:
-        local.down()
+    shared = RunBroker(run_root(tmp_path_factory), "secure-kafka", secure=True)
+    bootstrap = shared.attach()
+    local = shared.local()
+    info = local.info()
+    assert info is not None and info.secure and info.bootstrap == bootstrap
+    record = shared.address() or {}
+    return SecureBroker(bootstrap, local.material, float(record["start_seconds"]))
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ def test_an_outage_parks_one_tenants_work_and_it_lands_exactly_once_after(
         started = time.monotonic()
         for n in range(8):
             p.send("UserChanged", user_event("up", f"U{n}", 1))
-        for n in range(8):
-            assert p.wait_outcome("up", f"U{n}", 1, timeout=60)["status"] == "LINKED"
+        up = p.wait_outcomes("up", [f"U{n}" for n in range(8)], 1, timeout=60)
+        assert {o["status"] for o in up.values()} == {"LINKED"}
         assert time.monotonic() - started < 10, "the other tenant waited for the outage"
         wait_for(
             "the failing tenant's work to be parked",
@@ -46,8 +46,8 @@ def test_an_outage_parks_one_tenants_work_and_it_lands_exactly_once_after(
         )
         assert time.monotonic() < outage_ends  # all of the above happened during the outage
 
-        for n in range(8):
-            assert p.wait_outcome("down", f"D{n}", 2, timeout=180)["status"] == "LINKED"
+        down_outcomes = p.wait_outcomes("down", [f"D{n}" for n in range(8)], 2, timeout=180)
+        assert {o["status"] for o in down_outcomes.values()} == {"LINKED"}
         people = p.people("down")
         assert Counter(r["externalId"] for r in people) == Counter(f"D{n}" for n in range(8))
         assert {r["firstName"] for r in people} == {"Two"}

@@ -185,8 +185,7 @@ def test_with_two_workers_each_user_is_planned_again_once(
         users = [f"71{i:02d}" for i in range(12)]
         for user in users:
             p.send("UserChanged", user_event(CLIENT, user, 1, staff_owner_id="3101"))
-        for user in users:
-            p.wait_outcome(CLIENT, user, 1, timeout=120)
+        p.wait_outcomes(CLIENT, users, 1, timeout=120)
         p.send("StaffChanged", staff_event(CLIENT, "3101", 1, email="dora@club.com"))
         # The link's outcome, not the last one: a rebalance between the call and the commit
         # runs the command again on the next owner, which answers SKIPPED (already applied).

@@ -32,8 +32,7 @@ def test_a_slow_first_command_is_never_committed_past_and_is_delivered_after_kil
         )
         for i in range(20):
             p.send("UserChanged", user_event("fast", str(9000 + i), 1))
-        for i in range(20):
-            p.wait_outcome("fast", str(9000 + i), 1)
+        p.wait_outcomes("fast", [str(9000 + i) for i in range(20)], 1)
         users_end = 21
         wait_for(
             "the worker to commit the planner's input",
@@ -79,8 +78,7 @@ def test_a_worker_killed_mid_stream_rebuilds_its_links_from_the_log_and_ends_exa
         # A new machine: no local RocksDB, only the outcomes log.
         shutil.rmtree(tmp_path / "data")
         p.start_worker()
-        for intouch_id in entities:
-            p.wait_outcome("c", intouch_id, 2, timeout=120)
+        p.wait_outcomes("c", entities, 2, timeout=120)
         people = p.people("c")
         counts = Counter(x["externalId"] for x in people)
         assert counts == Counter(entities), "every user exactly once"
