@@ -197,31 +197,49 @@ def test_a_worker_with_an_empty_data_dir_rebuilds_the_links_without_the_outcomes
         assert user_states(tmp_path / "worker-1" / p.app_id) == states
 
 
+def linked_without_row(p: Pipeline, intouch_id: str, body: dict[str, Any]) -> str:
+    """What a worker that died between the LINKED outcome's ack and its row's leaves: the
+    pending marker (with its row), the receiver's record, the LINKED outcome without a row
+    (its command never acknowledged). Returns the record's receiver ID."""
+    command_id = f"c-{intouch_id}"
+    write_outcome(p, outcome_of(command_id, intouch_id, Status.PENDING_CREATE), with_row=True)
+    receiver = p.receivers[CLIENT]
+    store = receiver.receiver.store
+    made = receiver.call(lambda: store.create_person(f"R-{CLIENT}", "C7", "prospect", dict(body)))
+    linked = outcome_of(command_id, intouch_id, Status.LINKED, receiver_id=str(made["id"]))
+    write_outcome(p, linked, with_row=False)
+    return str(made["id"])
+
+
+def worker_outcome(p: Pipeline, intouch_id: str) -> dict[str, Any]:
+    """The final outcome of the command the worker runs again (not the ones written above)."""
+
+    def found() -> dict[str, Any] | None:
+        for o in reversed(p.outcomes(CLIENT)):
+            if (
+                o["intouch_id"] == intouch_id
+                and o["command_id"] != f"c-{intouch_id}"
+                and o["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
+            ):
+                return o
+        return None
+
+    return wait_for(f"the worker's outcome for {intouch_id}", found, timeout=90)
+
+
 def test_an_outcome_whose_row_was_never_written_is_run_again_without_a_second_create(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     fast = {"CONNECTOR_RECEIVER_TIMEOUT": "1", "CONNECTOR_RECONCILE_GRACE": "1"}
     with running_pipeline(kafka_bootstrap, tmp_path, **fast) as p:
         p.add_receiver(CLIENT, ReceiverMode.FULL)
-        # A worker wrote the pending marker (with its row), called create, wrote the LINKED
-        # outcome and died before its row: the command was never acknowledged.
-        write_outcome(p, outcome_of("c-7301", "7301", Status.PENDING_CREATE), with_row=True)
-        receiver = p.receivers[CLIENT]
-        store = receiver.receiver.store
         body = {"externalId": "7301", "firstName": "Pete", "lastName": "Prospect"}
-        made = receiver.call(
-            lambda: store.create_person(f"R-{CLIENT}", "C7", "prospect", dict(body))
-        )
-        write_outcome(
-            p,
-            outcome_of("c-7301", "7301", Status.LINKED, receiver_id=str(made["id"])),
-            with_row=False,
-        )
+        made = linked_without_row(p, "7301", body)
         p.start_worker()
         # The command again (as planned from the same change).
         p.send("UserChanged", user_event(CLIENT, "7301", 1))
-        final = p.wait_outcome(CLIENT, "7301", 1, timeout=90)
-        assert final["status"] == "LINKED" and final["receiver_id"] == str(made["id"])
+        final = worker_outcome(p, "7301")
+        assert final["status"] != "FAILED" and final["receiver_id"] == made, final
         assert len(records_of(p, CLIENT, externalId="7301")) == 1
         calls = p.calls(CLIENT)
         assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
@@ -232,42 +250,17 @@ def test_an_outcome_whose_row_was_never_written_is_found_in_the_outcomes_without
 ) -> None:
     """As above, on a receiver with no person lookup: the pending marker cannot be checked
     with the receiver, so the next owner takes the LINKED outcome from the outcomes topic
-    instead of failing the command as unknown (found by the soak: a kill -9 between the
+    instead of failing the command as unknown (found by the soak: a rebalance between the
     outcome's ack and its row's left such a user failing for good)."""
     fast = {"CONNECTOR_RECEIVER_TIMEOUT": "1", "CONNECTOR_RECONCILE_GRACE": "1"}
     with running_pipeline(kafka_bootstrap, tmp_path, **fast) as p:
         # It keeps no InTouch ID and the user has no email: nothing to look the person up by.
         p.add_receiver(CLIENT, ReceiverMode.NO_EXTERNAL_ID)
-        write_outcome(p, outcome_of("c-7302", "7302", Status.PENDING_CREATE), with_row=True)
-        receiver = p.receivers[CLIENT]
-        store = receiver.receiver.store
-        body = {"firstName": "Pia", "lastName": "Prospect"}
-        made = receiver.call(
-            lambda: store.create_person(f"R-{CLIENT}", "C7", "prospect", dict(body))
-        )
-        write_outcome(
-            p,
-            outcome_of("c-7302", "7302", Status.LINKED, receiver_id=str(made["id"])),
-            with_row=False,
-        )
+        made = linked_without_row(p, "7302", {"firstName": "Pia", "lastName": "Prospect"})
         p.start_worker()
         p.send("UserChanged", user_event(CLIENT, "7302", 1, first_name="Pia"))
-
-        def worker_outcome() -> dict[str, Any] | None:
-            return next(
-                (
-                    o
-                    for o in reversed(p.outcomes(CLIENT))
-                    if o["intouch_id"] == "7302"
-                    and o["command_id"] != "c-7302"
-                    and o["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
-                ),
-                None,
-            )
-
-        final = wait_for("the worker's outcome for 7302", worker_outcome, timeout=90)
-        assert final["status"] != "FAILED", final
-        assert final["receiver_id"] == str(made["id"]), final
+        final = worker_outcome(p, "7302")
+        assert final["status"] != "FAILED" and final["receiver_id"] == made, final
         assert len(records_of(p, CLIENT, firstName="Pia")) == 1
         calls = p.calls(CLIENT)
         assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
