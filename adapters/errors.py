@@ -10,6 +10,13 @@ AdapterError
 ├── NotSupported(capability)      the receiver lacks this call: skip, never retry
 └── MisconfiguredError(status)    401/403, bad credentials, bad profile: fix the turn-up
     └── ProfileError              a receiver profile file failed validation
+
+Every error says whether the call may have been applied anyway (`maybe_applied`): a
+refusal, an answer that never came because nothing was sent, or a value that could not be
+rendered proves that it was not, and a creating call's pending marker is then void (see
+`streams.core.decisions.left_nothing`). An answer that came but could not be read, a timeout
+after sending, a 5xx, or a call of several requests failing after its first one, may hide an
+applied change.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ if TYPE_CHECKING:
 
 class AdapterError(Exception):
     """Root of every error an adapter raises; callers never see httpx or aiohttp exceptions."""
+
+    #: Whether the receiver may have done what was asked before this error (see above).
+    maybe_applied: bool = False
 
 
 class RetryableError(AdapterError):
@@ -58,8 +68,11 @@ class PermanentError(AdapterError):
         status: int | None = None,
         receiver_message: str | None = None,
         body: Any = None,
+        maybe_applied: bool | None = None,
     ) -> None:
         super().__init__(message)
+        if maybe_applied is not None:
+            self.maybe_applied = maybe_applied
         self.status = status
         self.receiver_message = receiver_message
         # The answer's JSON (never in the message: it may hold personal data).
@@ -77,9 +90,13 @@ class AlreadyExists(PermanentError):
 class ResponseShapeError(PermanentError):
     """The receiver answered, but not with the shape its profile promises."""
 
+    maybe_applied = True  # it answered: what it did is not readable
+
 
 class ResponseTooLarge(PermanentError):
     """The response body grew past the configured maximum and was not read further."""
+
+    maybe_applied = True
 
 
 class NotSupported(AdapterError):

@@ -125,7 +125,7 @@ def translate_errors(what: str) -> Iterator[None]:
     except httpx.DecodingError as exc:
         raise ResponseShapeError(f"{what}: undecodable response body ({exc})") from exc
     except httpx.TooManyRedirects as exc:
-        raise PermanentError(f"{what}: too many redirects") from exc
+        raise PermanentError(f"{what}: too many redirects", maybe_applied=True) from exc
     except aiohttp.ClientResponseError as exc:
         _forget_request_details(exc)
         raise RetryableError(

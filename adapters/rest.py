@@ -20,6 +20,7 @@ from adapters.base import (
 )
 from adapters.config import ReceiverConfig
 from adapters.errors import (
+    AdapterError,
     AlreadyExists,
     MisconfiguredError,
     NotSupported,
@@ -236,7 +237,11 @@ class RestReceiverClient(ReceiverClient):
         if follow_up is not None:
             # The platform converts the prospect as it is: our fields follow on the member.
             member = dataclasses.replace(person, user_type="member")
-            await self._send(follow_up, self._person(club, member, member_id))
+            try:
+                await self._send(follow_up, self._person(club, member, member_id))
+            except AdapterError as exc:
+                exc.maybe_applied = True  # the conversion itself was made
+                raise
         return member_id
 
     # Staff -----------------------------------------------------------------------------------

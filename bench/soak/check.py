@@ -132,7 +132,7 @@ def recovery_from_outcomes(
         held = {
             k
             for k, (ts, status) in last.items()
-            if ts >= fault.started and status in ("PARKED", "UNKNOWN", "PENDING_CREATE")
+            if ts >= fault.started and status not in FINAL_STATUSES
         }
         done: dict[tuple[str, str], float] = {}
         for r, ts in mine:

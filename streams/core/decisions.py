@@ -10,6 +10,7 @@ from typing import Any
 
 from adapters.base import Capability as Cap
 from adapters.base import Person, ReceiverPerson
+from adapters.errors import AdapterError
 from streams.core.matching import normalize_email
 from streams.core.model import PERSON_FIELDS, EntityLink, Pending, UserLink, is_stale
 from streams.exceptions import PlanningError
@@ -152,9 +153,23 @@ def may_repeat_blind(call: UserCall, takes_idempotency_keys: bool) -> bool:
     return takes_idempotency_keys or call in (UserCall.SAVE_PROSPECT, UserCall.SAVE_MEMBER)
 
 
-def idempotency_key(command: Mapping[str, Any], call: str) -> str:
-    """The same for every attempt of one command's call, and only for that."""
-    return hashlib.sha256(f"{command['command_id']}/{call}".encode()).hexdigest()[:32]
+def left_nothing(error: BaseException) -> bool:
+    """Whether a creating call's failure proves the receiver made nothing (refused it, 429,
+    no connection, a value that could not be rendered): its pending marker is then void
+    (a NOT_APPLIED outcome), or with no lookup and no idempotency keys every later attempt
+    would have to fail as "may have made a record". An answer that could not be read, a
+    timeout after sending, or an error that is not the adapter's keeps the marker."""
+    return isinstance(error, AdapterError) and not error.maybe_applied
+
+
+def idempotency_key(command: Mapping[str, Any], call: str, pending: Pending | None = None) -> str:
+    """The same for every attempt of one command's call, and only for that; while an
+    earlier call of that name is in doubt (`pending`), the key that call was sent with, so
+    the receiver deduplicates a repeat from a newer command against it."""
+    origin = command["command_id"]
+    if pending is not None and pending.call == call and pending.command_id:
+        origin = pending.command_id
+    return hashlib.sha256(f"{origin}/{call}".encode()).hexdigest()[:32]
 
 
 def decide_user_call(

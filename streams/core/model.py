@@ -50,6 +50,9 @@ class Status(enum.StrEnum):
     UNLINKED = "UNLINKED"
     UNKNOWN = "UNKNOWN"
     PARKED = "PARKED"
+    #: The creating call after a PENDING_CREATE marker was refused in a way that proves the
+    #: receiver made nothing (`decisions.left_nothing`): the marker is void.
+    NOT_APPLIED = "NOT_APPLIED"
 
 
 #: Outcomes that settle a link: its receiver ID (none for UNLINKED), version and fingerprint.
@@ -77,6 +80,10 @@ class Pending:
     call: str
     #: When the call started (epoch seconds): a late apply can land up to its timeout later.
     at: float
+    #: The command whose call of this name was the first in doubt (None in rows written
+    #: before it was kept): every repeat sends that command's idempotency key, so a newer
+    #: command repeating it blind is deduplicated against the call that may have landed.
+    command_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -404,10 +404,12 @@ class Pipeline:
             await asyncio.sleep(REPLAN_INTERVAL)
 
     async def _on_shutdown(self, sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        """Faust stopped consuming: cancel the lanes, close every receiver client, then flush
-        and stop the producer (all within SHUTDOWN_TIMEOUT)."""
+        """Faust stopped consuming: cancel the lanes, let creating calls under way end and
+        record their outcomes (up to the receiver timeout), close every receiver client, then
+        flush and stop the producer (within SHUTDOWN_TIMEOUT more)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + SHUTDOWN_TIMEOUT
+        allowed = SHUTDOWN_TIMEOUT + self.settings.pipeline.receiver_timeout
+        deadline = loop.time() + allowed
         try:
             async with asyncio.timeout_at(deadline):
                 await self.sink.close()
@@ -419,9 +421,7 @@ class Pipeline:
                 await self.receivers.aclose()
                 await self.producer.aclose(max(0.0, deadline - loop.time()))
         except TimeoutError:
-            log.warning(
-                "lanes, receiver clients and producer not closed within %.0fs", SHUTDOWN_TIMEOUT
-            )
+            log.warning("lanes, receiver clients and producer not closed within %.0fs", allowed)
 
     def _stop_fatally(self, exc: BaseException) -> None:
         """An outcome or dead letter cannot be written: end the process now, like a crash.

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from adapters.base import Capability as Cap
 from adapters.base import ReceiverClient, ReceiverLeadSource
-from adapters.errors import AlreadyExists, RetryableError
+from adapters.errors import AdapterError, AlreadyExists, RetryableError
 from streams.core.decisions import (
     LeadSourceAction,
     create_after_no_match,
     idempotency_key,
     lead_source_step,
+    left_nothing,
     must_reconcile,
     no_match_message,
 )
 from streams.core.matching import match_lead_source
-from streams.core.model import Record, Status
+from streams.core.model import Pending, Record, Status
 from streams.worker.context import WorkerContext
 from streams.worker.users import Settle, Timed
 
@@ -59,17 +60,29 @@ class LeadSourceCommands:
                     message=no_match_message(name),
                 )  # fmt: skip
                 return
-        await self._create(command, client, name, attempt)
+        # A list settled an earlier create in doubt; without one, this create repeats it blind
+        # (`lead_source_step` allows that only where it is harmless).
+        blind = must_reconcile(link) and action is not LeadSourceAction.LIST
+        # From its marker to its outcome, a create is not abandoned when the lane is
+        # cancelled (revocation, shutdown): cut off, it would still land, unrecorded.
+        doubt = link.pending if link is not None else None
+        await self.ctx.publish.finish(self._create(command, client, name, attempt, blind, doubt))
 
     async def _listed(self, name: str, client: ReceiverClient) -> ReceiverLeadSource | None:
         sources = await self._timed(LeadSourceAction.LIST.value, client.list_lead_sources())
         return match_lead_source(name, sources)
 
     async def _create(
-        self, command: Record, client: ReceiverClient, name: str, attempt: int
+        self,
+        command: Record,
+        client: ReceiverClient,
+        name: str,
+        attempt: int,
+        blind: bool,
+        doubt: Pending | None,
     ) -> None:
         call = LeadSourceAction.CREATE.value
-        key = idempotency_key(command, call) if client.takes_idempotency_keys else None
+        key = idempotency_key(command, call, doubt) if client.takes_idempotency_keys else None
         await self.ctx.publish.outcome(command, Status.PENDING_CREATE, call=call)
         try:
             new_id = await self._timed(call, client.create_lead_source(name, idempotency_key=key))
@@ -84,10 +97,15 @@ class LeadSourceCommands:
             if existing is None:
                 raise
             new_id = existing
-        except RetryableError as exc:
-            if exc.maybe_applied:
+        except AdapterError as exc:
+            if isinstance(exc, RetryableError) and exc.maybe_applied:
                 await self.ctx.publish.outcome(
                     command, Status.UNKNOWN, call=call, attempts=attempt,
+                    message=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
+            elif left_nothing(exc) and not blind:  # nothing made: the marker is void
+                await self.ctx.publish.outcome(
+                    command, Status.NOT_APPLIED, call=call, attempts=attempt,
                     message=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
             raise

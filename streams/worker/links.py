@@ -57,7 +57,7 @@ def _owner_key(client_id: str, receiver_id: str) -> str:
 def _pending(row: Mapping[str, Any]) -> Pending | None:
     found = row.get("pending")
     if found is not None:
-        return Pending(call=found["call"], at=found["at"])
+        return Pending(call=found["call"], at=found["at"], command_id=found.get("command"))
     if row.get("pending_create"):
         return Pending(call="create", at=0.0)  # a marker written before calls were recorded
     return None
@@ -94,8 +94,14 @@ def fold(
     elif status in FINAL_STATUSES and outcome["command_id"] in parked:
         new["parked"] = [c for c in parked if c != outcome["command_id"]]
     if status == Status.PENDING_CREATE:
-        started = outcome["occurred_at"]
-        new["pending"] = {"call": outcome.get("call") or "create", "at": _epoch(started)}
+        call, earlier = outcome.get("call") or "create", new.get("pending") or {}
+        # A repeat of a call still in doubt keeps the first command's (see `Pending`).
+        first = earlier.get("command") if earlier.get("call") == call else None
+        new["pending"] = {
+            "call": call,
+            "at": _epoch(outcome["occurred_at"]),
+            "command": first or outcome["command_id"],
+        }
     elif status in SETTLING_STATUSES:
         new.update(
             receiver_id=outcome["receiver_id"] if status != Status.UNLINKED else None,
@@ -106,6 +112,11 @@ def fold(
         new.pop("pending_create", None)
         if outcome.get("user_type"):
             new["user_type"] = outcome["user_type"]
+    elif status == Status.NOT_APPLIED:
+        # The call after the marker made nothing: no record can be in doubt any more (a
+        # creating call is made only once an earlier doubt is settled or harmless).
+        new.pop("pending", None)
+        new.pop("pending_create", None)
     elif (
         status == Status.SKIPPED
         and outcome.get("message") == SkipReason.UNCHANGED

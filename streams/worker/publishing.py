@@ -6,10 +6,10 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.partitioner import murmur2
 
@@ -23,6 +23,8 @@ from streams.worker.metrics import UNKNOWN_CLIENT, Metrics
 from streams.worker.references import USER_KINDS, state_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: When a command was first parked (epoch seconds): its park budget counts from there.
 PARKED_AT_HEADER = "connector-parked-at"
@@ -110,7 +112,7 @@ class Publisher:
         #: The outcomes topic's records of a partition from an offset on (see `recover`).
         self._outcomes_after = outcomes_after
         #: Outcomes being written with their rows (see `outcome`, `settled`).
-        self._writing: set[asyncio.Task[None]] = set()
+        self._writing: set[asyncio.Task[Any]] = set()
 
     def key_of(self, record: Mapping[str, Any]) -> bytes:
         """The EntityKey of a command or outcome: one entity, one partition, in order."""
@@ -267,17 +269,33 @@ class Publisher:
         # partition revoked, the worker stopping) would leave an outcome whose row never
         # reaches the changelog, and the next owner would see only the pending marker before
         # it; so the write goes on without the caller, and `settled` waits for it.
-        task = asyncio.ensure_future(self._outcome_and_row(command, record))
+        await self.finish(self._outcome_and_row(command, record))
+
+    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` to its end even when the caller is cancelled, and return what it
+        returns; `settled` waits for it. For what must not stop half-way: an outcome and its
+        row, or a creating call from its pending marker to its outcome (a call cut off would
+        still land, and a receiver with no lookup could never be asked what it did)."""
+        task = asyncio.ensure_future(work)
         self._writing.add(task)
-        task.add_done_callback(self._writing.discard)
-        await asyncio.shield(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._writing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The caller, when not cancelled, got the error through the shield; a cancelled
+            # caller's error is `settled`'s (a write that failed) or only worth a line.
+            log.debug("finished without its caller: %s", task.exception())
 
     async def settled(self) -> None:
-        """Wait until every outcome being written has its row written too, those of
-        cancelled lanes included: the next owner of their partitions must read the rows.
-        Raises what one that failed raised (a `PublishError`: the row is not written)."""
+        """Wait until every outcome being written has its row written too, and every
+        creating call its outcome, those of cancelled lanes included: the next owner of
+        their partitions must read the rows. Raises the `PublishError` of one that could not
+        be written; a call that failed otherwise wrote its outcome (UNKNOWN, NOT_APPLIED) or
+        left its marker for the next owner to reconcile."""
         results = await asyncio.gather(*self._writing, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, Exception)]
+        failed = [r for r in results if isinstance(r, PublishError)]
         if failed:
             raise failed[0]
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Capability as Cap
 from adapters.base import ClubRef, Person, ReceiverClient
-from adapters.errors import AlreadyExists, PermanentError, RetryableError
+from adapters.errors import AdapterError, AlreadyExists, PermanentError, RetryableError
 from streams.core.decisions import (
     UserCall,
     decide_user_call,
     idempotency_key,
     identity_problem,
+    left_nothing,
     marks_pending,
     may_repeat_blind,
     must_reconcile,
@@ -29,6 +31,25 @@ from streams.worker.context import WorkerContext
 
 Timed = Callable[[str, Awaitable[Any]], Awaitable[Any]]
 Settle = Callable[[Pending], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Made:
+    """The receiver call a user command makes, as decided, and what it needs to record."""
+
+    call: UserCall
+    rid: str | None
+    target: str
+    club: ClubRef
+    person: Person
+    key: str | None
+    #: Whether it may create a record (a marker before it).
+    pending: bool
+    #: Whether an earlier creating call of the user was in doubt before it.
+    unsettled: bool
+    #: Whether that doubt is left (no lookup settled it; the call is a blind repeat).
+    blind: bool
+    attempt: int
 
 
 async def perform_user_call(
@@ -108,37 +129,63 @@ class UserCommands:
                 "record, and the receiver has no lookup to check: not calling it again; "
                 "check the receiver"
             )
-        key = idempotency_key(command, call.value) if client.takes_idempotency_keys else None
+        doubt = link.pending if link is not None else None
+        key = idempotency_key(command, call.value, doubt) if client.takes_idempotency_keys else None
+        made = Made(call, rid, target, club, person, key, pending, unsettled, blind, attempt)
         if pending:
+            # From its marker to its outcome, a creating call is not abandoned when the lane
+            # is cancelled (revocation, shutdown): cut off, it would still land, unrecorded.
+            await self.ctx.publish.finish(self._make(command, client, link, made))
+        else:
+            await self._make(command, client, link, made)
+
+    async def _make(
+        self, command: Record, client: ReceiverClient, link: UserLink | None, made: Made
+    ) -> None:
+        """The call, with its marker before it when it may create a record, and its outcome."""
+        call, target, person = made.call, made.target, made.person
+        if made.pending:
             await self.ctx.publish.outcome(
                 command, Status.PENDING_CREATE, user_type=target, call=call.value
             )
         try:
             new_id = await self._timed(
-                call.value, perform_user_call(client, call, club, person, rid, key)
+                call.value, perform_user_call(client, call, made.club, person, made.rid, made.key)
             )
         except AlreadyExists as exc:
             new_id = await self._existing(command, client, person, target, link, exc)
-        except RetryableError as exc:
-            if pending and exc.maybe_applied:
+        except AdapterError as exc:
+            gone = (
+                call is UserCall.CONVERT
+                and isinstance(exc, PermanentError)
+                and exc.status == 404
+                and made.unsettled
+            )
+            if made.pending and isinstance(exc, RetryableError) and exc.maybe_applied:
                 await self.ctx.publish.outcome(
                     command, Status.UNKNOWN, user_type=target, call=call.value,
-                    message=f"{type(exc).__name__}: {exc}", attempts=attempt,
+                    message=f"{type(exc).__name__}: {exc}", attempts=made.attempt,
                 )  # fmt: skip
-            raise
-        except PermanentError as exc:
-            if call is UserCall.CONVERT and exc.status == 404 and unsettled:
+            elif made.pending and left_nothing(exc) and not made.blind and not gone:
+                # Nothing made, and no earlier call in doubt: the marker is void (a blind
+                # repeat keeps it, for the doubt it did not settle).
+                await self.ctx.publish.outcome(
+                    command, Status.NOT_APPLIED, user_type=target, call=call.value,
+                    message=f"{type(exc).__name__}: {exc}", attempts=made.attempt,
+                )  # fmt: skip
+            if gone:
                 # The prospect is gone: most likely our earlier convert did it.
                 raise RetryableError(
                     f"{exc}; an earlier convert may have done it: looking for the member again"
                 ) from exc
             raise
-        problem = identity_problem(new_id, intouch_id, self.ctx.links.owner_of(client_id, new_id))
+        owner = self.ctx.links.owner_of(command["client_id"], new_id)
+        problem = identity_problem(new_id, command["intouch_id"], owner)
         if problem is not None:
             raise IdentityConflictError(problem)
         await self.ctx.publish.outcome(
             command, Status.LINKED, receiver_id=new_id, user_type=target, call=call.value,
-            attempts=attempt,
+            attempts=made.attempt,
         )  # fmt: skip
 
     @staticmethod

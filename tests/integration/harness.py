@@ -29,6 +29,7 @@ from demo.command import reference_tenant
 from demo.worker import start_worker, stop_worker, worker_env
 from streams.avro.codec import Codecs
 from streams.avro.registry import FileRegistry
+from streams.core.model import FINAL_STATUSES
 from streams.kafka.lag import group_lag
 from streams.kafka.reader import read_to_end
 from streams.kafka.topics import design_topics, ensure_topics
@@ -260,7 +261,7 @@ class Pipeline:
                 if (
                     row["intouch_id"] in pending
                     and row["version"] >= version
-                    and row["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
+                    and row["status"] in FINAL_STATUSES
                 ):
                     found[row["intouch_id"]] = row
                     pending.discard(row["intouch_id"])

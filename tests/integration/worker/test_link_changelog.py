@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 from adapters.reference import ReceiverMode
 from demo.worker import stop_worker
 from streams.avro.codec import default_codecs
-from streams.core.model import Status
+from streams.core.model import FINAL_STATUSES, Status
 from streams.kafka.local import free_port
 from streams.kafka.reader import read_to_end
 from streams.kafka.topics import delete_topics, design_topics, ensure_topics
@@ -219,7 +219,7 @@ def worker_outcome(p: Pipeline, intouch_id: str) -> dict[str, Any]:
             if (
                 o["intouch_id"] == intouch_id
                 and o["command_id"] != f"c-{intouch_id}"
-                and o["status"] not in ("PENDING_CREATE", "UNKNOWN", "PARKED")
+                and o["status"] in FINAL_STATUSES
             ):
                 return o
         return None

@@ -237,6 +237,31 @@ def test_convert_with_a_change_ends_with_our_fields_on_the_member(tmp_path: Path
     assert platform.people == {"m1": {"firstName": "Ann", "city": "Bergen"}}
 
 
+def test_a_convert_whose_follow_up_is_refused_says_it_may_have_been_applied(
+    tmp_path: Path,
+) -> None:
+    """The conversion was made before the follow-up's 400: the error must not void the
+    convert's pending marker (a refusal of a one-request call would)."""
+    platform = CopyingPlatform()
+    profile = load_profile(write(tmp_path, CONVERT))
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(400, json={"error": "no"})
+        return platform(request)
+
+    async def scenario() -> BaseException:
+        async with client(profile, refusing) as c:
+            try:
+                await c.convert_prospect(CLUB, "p1", Person("Ann", "Lee", user_type="member"))
+            except PermanentError as exc:
+                return exc
+        raise AssertionError("the follow-up's 400 was not raised")
+
+    error = asyncio.run(scenario())
+    assert error.maybe_applied and "m1" in platform.people
+
+
 def test_a_convert_that_ignores_the_body_must_say_what_follows(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="follow_up: required when applies_body is false"):
         load_profile(write(tmp_path, CONVERT.replace("    follow_up: update_member\n", "")))

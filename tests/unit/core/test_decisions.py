@@ -10,6 +10,12 @@ import pytest
 
 from adapters.base import Capability as Cap
 from adapters.base import ReceiverPerson
+from adapters.errors import (
+    MisconfiguredError,
+    PermanentError,
+    ResponseShapeError,
+    RetryableError,
+)
 from streams.core.decisions import (
     LeadSourceAction,
     LeadSourceMode,
@@ -24,6 +30,7 @@ from streams.core.decisions import (
     identity_problem,
     lead_source_mode,
     lead_source_step,
+    left_nothing,
     marks_pending,
     may_repeat_blind,
     must_reconcile,
@@ -129,6 +136,17 @@ def test_an_idempotency_key_is_stable_per_command_and_call() -> None:
     assert first == idempotency_key({"command_id": "c1"}, "create_prospect")
     assert first != idempotency_key({"command_id": "c2"}, "create_prospect")
     assert first != idempotency_key({"command_id": "c1"}, "convert_prospect")
+
+
+def test_a_newer_command_repeating_a_call_in_doubt_sends_that_calls_key() -> None:
+    doubt = Pending("create_prospect", at=0.0, command_id="c1")
+    first = idempotency_key({"command_id": "c1"}, "create_prospect")
+    assert idempotency_key({"command_id": "c2"}, "create_prospect", doubt) == first
+    # Another call, or a marker from before the command was kept: the command's own key.
+    own = idempotency_key({"command_id": "c2"}, "create_member")
+    assert idempotency_key({"command_id": "c2"}, "create_member", doubt) == own
+    old = Pending("create_prospect", at=0.0)
+    assert idempotency_key({"command_id": "c2"}, "create_prospect", old) != first
 
 
 # -- reconcile: only a record provably ours is linked ------------------------------------------
@@ -320,3 +338,16 @@ def test_the_first_lead_source_step(
 def test_no_match_in_the_list_creates_only_where_the_receiver_can_create() -> None:
     assert create_after_no_match(frozenset({LIST, CREATE}))
     assert not create_after_no_match(frozenset({LIST}))
+
+
+def test_only_an_answer_that_proves_nothing_was_made_voids_a_marker() -> None:
+    assert left_nothing(RetryableError("429", maybe_applied=False, throttled=True))
+    assert left_nothing(RetryableError("no connection", maybe_applied=False))
+    assert left_nothing(PermanentError("HTTP 400", status=400))
+    assert left_nothing(MisconfiguredError("HTTP 401", status=401))
+    assert not left_nothing(RetryableError("timed out after sending"))
+    assert not left_nothing(RetryableError("HTTP 503"))
+    assert not left_nothing(ResponseShapeError("no id in the answer", status=201))
+    assert not left_nothing(RuntimeError("a bug, not the receiver's answer"))
+    applied_first = PermanentError("the follow-up's 400", status=400, maybe_applied=True)
+    assert not left_nothing(applied_first)

@@ -60,6 +60,37 @@ def test_older_repeated_and_out_of_order_rows_do_not_regress(tmp_path: Path) -> 
     reader.close()
 
 
+def test_a_not_applied_outcome_voids_the_marker_before_it(tmp_path: Path) -> None:
+    store = LinkStore(tmp_path)
+    store.apply(outcome(1, Status.LINKED, "P1"), (0, 5))
+    store.apply(outcome(2, Status.PENDING_CREATE), (0, 6))
+    marked = store.user("100", "5001")
+    assert marked is not None and marked.pending is not None
+    store.apply(outcome(2, Status.NOT_APPLIED), (0, 7))
+    link = store.user("100", "5001")
+    assert link is not None and link.pending is None
+    assert (link.receiver_id, link.version) == ("P1", 1)  # the applied version, as before
+    store.close()
+
+
+def test_a_marker_repeating_a_call_in_doubt_keeps_the_first_command(tmp_path: Path) -> None:
+    store = LinkStore(tmp_path)
+
+    def marker(version: int, call: str, position: int) -> Any:
+        store.apply(outcome(version, Status.PENDING_CREATE) | {"call": call}, (0, position))
+        link = store.user("100", "5001")
+        assert link is not None and link.pending is not None
+        return link.pending
+
+    assert marker(1, "create_prospect", 5).command_id == "c1"
+    repeated = marker(2, "create_prospect", 6)  # v2 repeats it blind: v1's key again
+    assert (repeated.command_id, repeated.call) == ("c1", "create_prospect")
+    assert marker(3, "create_member", 7).command_id == "c3"  # another call: its own
+    store.apply(outcome(3, Status.NOT_APPLIED), (0, 8))
+    assert marker(4, "create_member", 9).command_id == "c4"  # no doubt left before it
+    store.close()
+
+
 def test_a_staff_row_that_moves_the_link_plans_its_users_again(tmp_path: Path) -> None:
     writer, reader = LinkStore(tmp_path / "w"), LinkStore(tmp_path / "r")
     reader.rebuilt()  # caught up with the changelog once

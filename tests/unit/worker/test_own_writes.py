@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import RetryableError
 from streams.avro.codec import default_codecs
 from streams.core.model import Status
+from streams.exceptions import PublishError
 from streams.worker.links import LinkStore
 from streams.worker.metrics import Metrics
 from streams.worker.publishing import Publisher
@@ -153,3 +155,47 @@ def test_an_outcome_cancelled_before_its_row_is_written_still_gets_its_row(
     assert cancelled
     assert len(outcomes) == 1 and len(rows) == 1
     assert b'"receiver_id":"P1"' in rows[0].replace(b" ", b"")
+
+
+def test_finished_work_outlives_a_cancelled_caller_and_settled_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """A creating call goes on when its lane is cancelled; `settled` waits for it, and
+    raises only what means a write failed (a `PublishError`), not the call's own error."""
+
+    async def scenario() -> tuple[list[str], bool]:
+        pub = publisher(FakeTopic(fail_at=None), tmp_path)
+        gate, done = asyncio.Event(), []
+
+        async def call(name: str, error: Exception | None) -> str:
+            await gate.wait()
+            done.append(name)
+            if error is not None:
+                raise error
+            return name
+
+        lane = asyncio.ensure_future(pub.finish(call("create", None)))
+        refused = asyncio.ensure_future(pub.finish(call("refused", RetryableError("429"))))
+        await asyncio.sleep(0)
+        lane.cancel()
+        refused.cancel()
+        settling = asyncio.ensure_future(pub.settled())
+        await asyncio.sleep(0)
+        assert not settling.done()
+        gate.set()
+        await asyncio.wait_for(settling, 5)
+        assert lane.cancelled()
+        failing = asyncio.ensure_future(pub.finish(call("unwritable", PublishError("down"))))
+        await asyncio.sleep(0)
+        failing.cancel()
+        raised = False
+        try:
+            await asyncio.wait_for(pub.settled(), 5)
+        except PublishError:
+            raised = True
+        pub.links.close()
+        return done, raised
+
+    done, raised = asyncio.run(scenario())
+    assert sorted(done) == ["create", "refused", "unwritable"]
+    assert raised
