@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.reference import FaultSpec, ReceiverMode
+from streams.core.decisions import SkipReason
 from tests.integration.harness import (
     Pipeline,
     final,
@@ -132,3 +133,44 @@ def test_a_create_in_flight_when_the_worker_stops_is_recorded_before_it_exits(
     updated = final(p, CLIENT, "S1", 2)
     assert (updated["status"], updated["receiver_id"]) == ("LINKED", record["id"])
     assert only_record(p, "S1", "Sol")["lastName"] == "Lee"
+
+
+def test_creates_in_flight_across_a_worker_joining_and_leaving_are_each_made_once(
+    p: Pipeline,
+) -> None:
+    """Many creates at once (16 a tenant in flight) while a second worker joins and then
+    stops: each user linked to exactly one record, none in doubt, none made twice."""
+    set_faults(p, CLIENT, create_prospect=FaultSpec(latency_ms=3000))
+    before = creates(p)
+    users = [f"M{n:02d}" for n in range(48)]
+    for intouch_id in users:
+        p.send("UserChanged", user_event(CLIENT, intouch_id, 1, first_name=f"Mo{intouch_id}"))
+    wait_for("creates to be under way", lambda: in_flight(p) > 0 or None, timeout=90)
+    rebalancing = "because it is rebalancing"
+    seen = p.worker_log().count(rebalancing)
+    (joined,) = p.start_more_workers(1)
+    wait_for(
+        "the first worker to be told of the rebalance",
+        lambda: p.worker_log().count(rebalancing) > seen or None,
+        timeout=60,
+    )
+    assert in_flight(p) > 0, "the worker joined after the last create: nothing was tested"
+    last = p.wait_outcome(CLIENT, users[-1], 1, timeout=120)  # some ran on the joined one
+    joined.terminate()  # SIGTERM: it lets its creates end, then leaves (another rebalance)
+    joined.wait(timeout=60)
+    found = p.wait_outcomes(CLIENT, users, 1, timeout=120)
+    set_faults(p, CLIENT)
+    wait_for(f"{CLIENT}'s receiver to settle", lambda: settled(p, CLIENT), timeout=30)
+    assert last["status"] == "LINKED"
+    by_name = {r["firstName"]: r["id"] for r in p.people(CLIENT)}
+    outcomes = [o for o in p.outcomes(CLIENT) if o["intouch_id"] in found]
+    linked = {(o["intouch_id"], o["receiver_id"]) for o in outcomes if o["status"] == "LINKED"}
+    assert linked == {(i, by_name.get(f"Mo{i}")) for i in users}
+    # A command a revoked lane had not acknowledged runs again on the next owner: the
+    # link is there already, so it is skipped, never made twice or failed.
+    assert {o["status"] for o in found.values()} <= {"LINKED", "SKIPPED"}
+    assert {o["message"] for o in found.values() if o["status"] == "SKIPPED"} <= {SkipReason.STALE}
+    assert not [o for o in outcomes if o["status"] == "FAILED"]
+    made = [r for r in p.people(CLIENT) if str(r["firstName"]).startswith("MoM")]
+    assert len(made) == len(users), sorted(r["firstName"] for r in made)
+    assert creates(p) - before == len(users)
