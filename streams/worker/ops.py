@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,24 @@ class Readiness:
         return not self.reasons
 
 
+class _Server(ThreadingHTTPServer):
+    """Gone clients are not errors: a probe that gave up (its timeout shorter than an answer
+    that waited for the GIL during a rebuild) used to print a BrokenPipeError traceback into
+    the worker's log."""
+
+    daemon_threads = True
+    #: Requests whose client went away before the answer was written.
+    dropped = 0
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            self.dropped += 1
+            log.debug("ops http: %s went away before the answer: %s", client_address, error)
+            return
+        log.exception("ops http: a request from %s failed", client_address)
+
+
 class OpsServer:
     """A small threaded HTTP server beside the Faust worker."""
 
@@ -43,8 +62,7 @@ class OpsServer:
         readiness: Callable[[], Readiness],
     ) -> None:
         handler = _handler(registry, readiness)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ops-http", daemon=True
         )
