@@ -50,6 +50,20 @@ WORKER_SETTINGS = {
 }
 
 
+def last_error(log: Path) -> str:
+    """The last line of a worker's log that says what went wrong (the work dir of a run
+    with no defect is deleted: its summary keeps this)."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 16_384))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    marks = ("CRITICAL", "ERROR", "Error", "error:")
+    found = [line for line in lines if any(mark in line for mark in marks)]
+    return (found[-1] if found else lines[-1] if lines else "empty log").strip()[:300]
+
+
 @dataclass
 class Tenant:
     """One client: its receiver, its mode and the events drawn for it."""
@@ -162,7 +176,8 @@ class Rig:
         """Start again every worker that exited by itself, as a supervisor would."""
         dead = [n for n, p in self.workers.items() if p.poll() is not None]
         for name in dead:
-            self.exits.append(f"{name} exit {self.workers[name].returncode}")
+            why = last_error(self.workdir / f"{name}.log")
+            self.exits.append(f"{name} exit {self.workers[name].returncode}: {why}")
             self.start_worker(name)
         return dead
 
