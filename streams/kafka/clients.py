@@ -31,9 +31,11 @@ NO_LEADER_YET = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._TRANSPORT,
         KafkaError._TIMED_OUT,
-        # A broker restarting: its connection is torn down under a request, or none is up.
+        # A broker restarting: its connection is torn down under a request, or none is up,
+        # or the client's metadata does not have the partition again yet.
         KafkaError._DESTROY_BROKER,
         KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._UNKNOWN_PARTITION,
     }
 )
 

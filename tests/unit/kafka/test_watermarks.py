@@ -35,6 +35,10 @@ def test_a_broker_restarting_under_the_request_is_asked_again() -> None:
     consumer = Flaky(KafkaError._DESTROY_BROKER, KafkaError._ALL_BROKERS_DOWN)
     assert clients.watermarks(consumer, "t", 1, timeout=10) == {0: (0, 10)}
     assert consumer.calls == 3
+    # Seen in a soak (a worker exited 1): "Local: Unknown partition", the metadata not back.
+    consumer = Flaky(KafkaError._UNKNOWN_PARTITION)
+    assert clients.watermarks(consumer, "t", 1, timeout=10) == {0: (0, 10)}
+    assert consumer.calls == 2
 
 
 def test_an_error_that_will_not_pass_is_raised_at_once() -> None:
