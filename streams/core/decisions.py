@@ -10,9 +10,9 @@ from typing import Any
 
 from adapters.base import Capability as Cap
 from adapters.base import Person, ReceiverPerson
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, RetryableError
 from streams.core.matching import normalize_email
-from streams.core.model import PERSON_FIELDS, EntityLink, Pending, UserLink, is_stale
+from streams.core.model import PERSON_FIELDS, EntityLink, Pending, Status, UserLink, is_stale
 from streams.exceptions import PlanningError
 
 
@@ -160,6 +160,18 @@ def left_nothing(error: BaseException) -> bool:
     would have to fail as "may have made a record". An answer that could not be read, a
     timeout after sending, or an error that is not the adapter's keeps the marker."""
     return isinstance(error, AdapterError) and not error.maybe_applied
+
+
+def failed_call_status(error: BaseException, *, blind: bool) -> Status | None:
+    """The outcome a creating call's failure after its marker writes: UNKNOWN when the
+    receiver may have applied it (reconciled before anything is created again), NOT_APPLIED
+    when it provably made nothing (`left_nothing`) and no earlier doubt is left (a `blind`
+    repeat keeps the marker, for the doubt it did not settle); else none."""
+    if isinstance(error, RetryableError) and error.maybe_applied:
+        return Status.UNKNOWN
+    if left_nothing(error) and not blind:
+        return Status.NOT_APPLIED
+    return None
 
 
 def idempotency_key(command: Mapping[str, Any], call: str, pending: Pending | None = None) -> str:

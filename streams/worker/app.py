@@ -342,7 +342,8 @@ class Pipeline:
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         """Stop the revoked partitions' work at once and forget their acks; outcomes being
-        written get their rows written first."""
+        written get their rows written first, and creating calls under way their outcomes
+        (`Publisher.finish`)."""
         gone = self.ownership.revoked(args[0])
         dropped = await self.sink.revoke(gone) + await self.parked.revoke(gone)
         try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from adapters.base import Capability as Cap
 from adapters.base import ReceiverClient, ReceiverLeadSource
-from adapters.errors import AdapterError, AlreadyExists, RetryableError
+from adapters.errors import AdapterError, AlreadyExists
 from streams.core.decisions import (
     LeadSourceAction,
     create_after_no_match,
+    failed_call_status,
     idempotency_key,
     lead_source_step,
-    left_nothing,
     must_reconcile,
     no_match_message,
 )
@@ -98,14 +98,10 @@ class LeadSourceCommands:
                 raise
             new_id = existing
         except AdapterError as exc:
-            if isinstance(exc, RetryableError) and exc.maybe_applied:
+            status = failed_call_status(exc, blind=blind)
+            if status is not None:
                 await self.ctx.publish.outcome(
-                    command, Status.UNKNOWN, call=call, attempts=attempt,
-                    message=f"{type(exc).__name__}: {exc}",
-                )  # fmt: skip
-            elif left_nothing(exc) and not blind:  # nothing made: the marker is void
-                await self.ctx.publish.outcome(
-                    command, Status.NOT_APPLIED, call=call, attempts=attempt,
+                    command, status, call=call, attempts=attempt,
                     message=f"{type(exc).__name__}: {exc}",
                 )  # fmt: skip
             raise

@@ -283,10 +283,11 @@ class Publisher:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._writing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        error = None if task.cancelled() else task.exception()  # retrieved: no asyncio warning
+        if error is not None:
             # The caller, when not cancelled, got the error through the shield; a cancelled
             # caller's error is `settled`'s (a write that failed) or only worth a line.
-            log.debug("finished without its caller: %s", task.exception())
+            log.debug("finished without its caller: %s", error)
 
     async def settled(self) -> None:
         """Wait until every outcome being written has its row written too, and every

@@ -13,9 +13,9 @@ from adapters.errors import AdapterError, AlreadyExists, PermanentError, Retryab
 from streams.core.decisions import (
     UserCall,
     decide_user_call,
+    failed_call_status,
     idempotency_key,
     identity_problem,
-    left_nothing,
     marks_pending,
     may_repeat_blind,
     must_reconcile,
@@ -161,16 +161,11 @@ class UserCommands:
                 and exc.status == 404
                 and made.unsettled
             )
-            if made.pending and isinstance(exc, RetryableError) and exc.maybe_applied:
+            # A convert's 404 after one in doubt says nothing of this call: the marker stays.
+            status = None if gone or not made.pending else failed_call_status(exc, blind=made.blind)
+            if status is not None:
                 await self.ctx.publish.outcome(
-                    command, Status.UNKNOWN, user_type=target, call=call.value,
-                    message=f"{type(exc).__name__}: {exc}", attempts=made.attempt,
-                )  # fmt: skip
-            elif made.pending and left_nothing(exc) and not made.blind and not gone:
-                # Nothing made, and no earlier call in doubt: the marker is void (a blind
-                # repeat keeps it, for the doubt it did not settle).
-                await self.ctx.publish.outcome(
-                    command, Status.NOT_APPLIED, user_type=target, call=call.value,
+                    command, status, user_type=target, call=call.value,
                     message=f"{type(exc).__name__}: {exc}", attempts=made.attempt,
                 )  # fmt: skip
             if gone:

@@ -26,6 +26,7 @@ from streams.core.decisions import (
     create_after_no_match,
     creates,
     decide_user_call,
+    failed_call_status,
     idempotency_key,
     identity_problem,
     lead_source_mode,
@@ -42,7 +43,7 @@ from streams.core.decisions import (
     target_type,
     unlinked_reason,
 )
-from streams.core.model import Entity, EntityLink, Pending, UserLink, entity_of, is_stale
+from streams.core.model import Entity, EntityLink, Pending, Status, UserLink, entity_of, is_stale
 
 FULL = frozenset(Cap)
 MARKER = Pending("create_prospect", at=0.0)
@@ -351,3 +352,14 @@ def test_only_an_answer_that_proves_nothing_was_made_voids_a_marker() -> None:
     assert not left_nothing(RuntimeError("a bug, not the receiver's answer"))
     applied_first = PermanentError("the follow-up's 400", status=400, maybe_applied=True)
     assert not left_nothing(applied_first)
+
+
+def test_a_failed_creating_call_records_its_doubt_or_voids_its_marker() -> None:
+    timed_out = RetryableError("timed out after sending")
+    refused = PermanentError("HTTP 400", status=400)
+    assert failed_call_status(timed_out, blind=False) is Status.UNKNOWN
+    assert failed_call_status(timed_out, blind=True) is Status.UNKNOWN
+    assert failed_call_status(refused, blind=False) is Status.NOT_APPLIED
+    assert failed_call_status(refused, blind=True) is None  # the earlier doubt is still there
+    assert failed_call_status(ResponseShapeError("unreadable", status=201), blind=False) is None
+    assert failed_call_status(RuntimeError("a bug"), blind=False) is None
