@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import json
@@ -18,7 +19,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from adapters.errors import ResponseShapeError, ResponseTooLarge
+from adapters.errors import ResponseShapeError, ResponseTooLarge, RetryableError
 from adapters.http_aiohttp import AiohttpEngine
 from adapters.http_errors import (
     error_for_status,
@@ -33,6 +34,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_WRITE_TIMEOUT = 15.0
 DEFAULT_POOL_TIMEOUT = 5.0
+DEFAULT_TOTAL_TIMEOUT = 60.0
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_MAX_KEEPALIVE_CONNECTIONS = 100
 DEFAULT_KEEPALIVE_EXPIRY = 30.0
@@ -65,7 +67,14 @@ DEFAULT_TRANSPORT = TransportKind.AIOHTTP_DIRECT
 
 
 class Timeouts(BaseModel):
-    """Per-request time limits in seconds, like `httpx.Timeout` but every part explicit."""
+    """Per-request time limits in seconds, like `httpx.Timeout` but every part explicit.
+
+    `read` bounds each wait for response bytes; `total` bounds the whole request, from asking
+    for a connection to the last byte of the answer. Without it a receiver that answers a
+    byte at a time, each within `read`, would hold a call (and a create's pending marker,
+    which the next owner reconciles once `read` and a grace have passed) for as long as it
+    likes.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,6 +82,7 @@ class Timeouts(BaseModel):
     read: float = Field(default=DEFAULT_READ_TIMEOUT, gt=0)
     write: float = Field(default=DEFAULT_WRITE_TIMEOUT, gt=0)
     pool: float = Field(default=DEFAULT_POOL_TIMEOUT, gt=0)
+    total: float = Field(default=DEFAULT_TOTAL_TIMEOUT, gt=0)
 
     def as_httpx(self) -> httpx.Timeout:
         """The same limits as an `httpx.Timeout`."""
@@ -86,8 +96,8 @@ class Timeouts(BaseModel):
         ConnectionTimeoutError, before anything was sent, as httpx's pool and connect timeouts.
         `sock_read` bounds every wait for response bytes, from the end of the request body, as
         httpx's read timeout. aiohttp has no write timeout: its read timer starts once the body
-        is written. Our bodies are a few KB, which the socket buffer takes at once, so no
-        total is set either (a total would cut a slow but steady long answer httpx accepts).
+        is written. Our bodies are a few KB, which the socket buffer takes at once. `total` is
+        not aiohttp's: `ReceiverHttp.request` bounds both engines the same way.
         """
         return aiohttp.ClientTimeout(
             total=None,
@@ -221,6 +231,7 @@ class ReceiverHttp:
     ) -> None:
         self.base_url = base_url
         self._limits = limits
+        self._total = timeouts.total
         self._secrets = _secret_values(auth)
         # The process ID tells a receiver's logs which worker called.
         headers = {"User-Agent": f"{USER_AGENT} (pid {os.getpid()})", "Accept": "application/json"}
@@ -268,10 +279,22 @@ class ReceiverHttp:
         what = f"{method} {path}"
         started = time.perf_counter()
         limit = self._limits.max_response_bytes
-        with translate_errors(what):
-            status, answer_headers, content, truncated = await self._engine.send(
-                method, path, params=params, json_body=json_body, headers=headers, max_bytes=limit
-            )
+        try:
+            async with asyncio.timeout(self._total):
+                with translate_errors(what):
+                    status, answer_headers, content, truncated = await self._engine.send(
+                        method,
+                        path,
+                        params=params,
+                        json_body=json_body,
+                        headers=headers,
+                        max_bytes=limit,
+                    )
+        except TimeoutError as exc:  # the total's own: the engines' are adapter errors by now
+            raise RetryableError(
+                f"{what}: timed out (no complete answer within {self._total:g}s)",
+                cause="timeout",
+            ) from exc
         if log.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             log.debug("%s -> %s in %.1f ms", what, status, elapsed_ms)

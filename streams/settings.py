@@ -163,7 +163,10 @@ class PipelineSettings(BaseSettings):
     )
     staff_cache_ttl: float = Field(default=30.0, ge=0, description="Staff list cache per client.")
     receiver_timeout: float = Field(
-        default=15.0, gt=0, description="Seconds a receiver call may take to answer (read timeout)."
+        default=15.0,
+        gt=0,
+        description="Seconds a receiver request may take, from asking for a connection to the "
+        "last byte of its answer (and so the longest wait for any byte).",
     )
     reconcile_grace: float = Field(
         default=5.0,

@@ -30,6 +30,13 @@ class FaultSpec(BaseModel):
     apply_then_timeout_rate: float = Field(
         default=0.0, ge=0, le=1, description="Share applied, then answered only after hang_s."
     )
+    apply_then_trickle_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share applied, then answered a byte at a time (each well within any read "
+        "timeout) for hang_s before the body: a caller that bounds only each read waits it out.",
+    )
     late_apply_rate: float = Field(
         default=0.0, ge=0, le=1, description="Share held late_apply_s, then applied."
     )
@@ -51,7 +58,16 @@ class FaultDecision:
     """What to do to one request, drawn once from the plan."""
 
     delay_s: float
-    action: Literal["pass", "error", "throttle", "hang", "outage", "apply_then_hang", "late_apply"]
+    action: Literal[
+        "pass",
+        "error",
+        "throttle",
+        "hang",
+        "outage",
+        "apply_then_hang",
+        "apply_then_trickle",
+        "late_apply",
+    ]
     status: int = 200
     retry_after_s: float | None = None
     hang_s: float = 0.0
@@ -119,6 +135,9 @@ class FaultPlan:
         if draw < spec.apply_then_timeout_rate:
             return FaultDecision(delay, "apply_then_hang", hang_s=spec.hang_s)
         draw -= spec.apply_then_timeout_rate
+        if draw < spec.apply_then_trickle_rate:
+            return FaultDecision(delay, "apply_then_trickle", hang_s=spec.hang_s)
+        draw -= spec.apply_then_trickle_rate
         if draw < spec.late_apply_rate:
             return FaultDecision(delay, "late_apply", hang_s=spec.late_apply_s)
         draw -= spec.late_apply_rate

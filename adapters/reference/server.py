@@ -253,7 +253,35 @@ class ReferenceReceiver:
             # Done, but the answer never reaches a caller with a shorter timeout.
             settled()
             await self._pause(decision.hang_s)
+        if decision.action == "apply_then_trickle":
+            settled()
+            return await self._trickle(request, response, decision.hang_s)
         return response
+
+    #: Seconds between two bytes of a trickled answer: well within any read timeout.
+    TRICKLE_EVERY_S = 0.2
+
+    async def _trickle(
+        self, request: web.Request, response: web.StreamResponse, seconds: float
+    ) -> web.StreamResponse:
+        """Send `response`'s status and headers at once, then a space every TRICKLE_EVERY_S
+        for `seconds` (JSON allows leading whitespace), then its body: done, and answering,
+        but slower than any caller should wait."""
+        body = response.body if isinstance(response, web.Response) else None
+        streamed = web.StreamResponse(status=response.status, reason=response.reason)
+        streamed.content_type = response.content_type or "application/json"
+        await streamed.prepare(request)
+        deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            while asyncio.get_running_loop().time() < deadline and not self._closing.is_set():
+                await streamed.write(b" ")
+                await self._pause(self.TRICKLE_EVERY_S)
+            if isinstance(body, bytes):
+                await streamed.write(body)
+            await streamed.write_eof()
+        except ConnectionError:  # the caller gave up (aiohttp's reset error is one)
+            pass
+        return streamed
 
     async def _apply(
         self, request: web.Request, route: str, handler: Handler

@@ -194,7 +194,10 @@ class Pipeline:
             names.name(names.tenants_topic),
             codec=self.codecs["TenantConfigured"],
         )
-        self.receivers = ReceiverPool(tuning.secrets_dir, Timeouts(read=tuning.receiver_timeout))
+        # The whole call, not only each wait for a byte: a pending marker is looked up once
+        # this and the grace have passed, and a revocation waits for a create under way.
+        call_timeouts = Timeouts(read=tuning.receiver_timeout, total=tuning.receiver_timeout)
+        self.receivers = ReceiverPool(tuning.secrets_dir, call_timeouts)
         # What the worker writes goes through one librdkafka producer, not Faust's: a record
         # not acknowledged within publish_timeout fails, and the Publisher stops the worker.
         self.producer = AsyncProducer.of(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -68,6 +69,19 @@ def _app(seen: Seen) -> web.Application:
         await seen.release.wait()
         return response
 
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        # A byte every 50 ms, each well within any read timeout, until released.
+        await _record(seen, request)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        while not seen.release.is_set():
+            await response.write(b" ")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(seen.release.wait(), 0.05)
+        await response.write(b"{}")
+        return response
+
     async def big(request: web.Request) -> web.StreamResponse:
         await _record(seen, request)
         if request.query.get("declared"):
@@ -84,6 +98,7 @@ def _app(seen: Seen) -> web.Application:
     app.router.add_route("*", "/api/hang", hang)
     app.router.add_route("*", "/api/half", half_body)
     app.router.add_route("*", "/api/big", big)
+    app.router.add_route("*", "/api/trickle", trickle)
     return app
 
 
@@ -175,6 +190,28 @@ def test_timeout_in_the_middle_of_the_body_is_maybe_applied(transport: Transport
                 await http.aclose()
             assert "timed out" in str(error)
             assert error.maybe_applied and error.cause == "timeout"
+
+    scenario(body)
+
+
+@ENGINES
+def test_an_answer_trickling_past_the_total_is_cut_and_maybe_applied(
+    transport: TransportKind,
+) -> None:
+    # Each byte comes within the read timeout: only the total ends the call.
+    async def body() -> None:
+        async with server() as (url, seen):
+            http = ReceiverHttp(url, timeouts=Timeouts(read=0.5, total=1.0), transport=transport)
+            started = asyncio.get_running_loop().time()
+            try:
+                error = await expect_retryable(http.request("POST", "/trickle", json_body={}))
+            finally:
+                await http.aclose()
+            took = asyncio.get_running_loop().time() - started
+            assert "no complete answer within 1s" in str(error)
+            assert error.maybe_applied and error.cause == "timeout"
+            assert 1.0 <= took < 3.0, took
+            assert len(seen.requests) == 1
 
     scenario(body)
 

@@ -36,6 +36,21 @@ def test_apply_then_time_out_applies_the_create_and_the_caller_sees_a_timeout() 
     run(scenario())
 
 
+def test_apply_then_trickle_is_cut_by_the_total_though_every_byte_is_in_time() -> None:
+    async def scenario() -> None:
+        fault = {"create_prospect": FaultSpec(apply_then_trickle_rate=1.0, hang_s=30)}
+        bounded = {"timeouts": Timeouts(read=0.5, total=1.0)}
+        async with serving(route_faults=fault, client_config=bounded) as (receiver, client):
+            started = time.monotonic()
+            with pytest.raises(RetryableError, match="no complete answer within 1s") as caught:
+                await client.create_prospect(CLUB, person(intouch_id="U-3"))
+            assert time.monotonic() - started < 5
+            assert caught.value.maybe_applied
+            assert [p["externalId"] for p in prospects(receiver).values()] == ["U-3"]
+
+    run(scenario())
+
+
 def test_a_late_apply_lands_after_the_callers_timeout() -> None:
     async def scenario() -> None:
         fault = {"create_prospect": FaultSpec(late_apply_rate=1.0, late_apply_s=0.8)}
