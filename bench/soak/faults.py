@@ -204,10 +204,13 @@ def build_schedule(
     throttle = BASELINE.model_copy(update={"throttle_rate": 0.8, "retry_after_s": 1.0})
     answering_by(storm, storm_t, throttle, 20)
     late = fault(
-        "apply-then-time-out", at(0.55), "30% of calls applied, answer held past the timeout",
-        late_t.client_id,
+        "apply-then-time-out", at(0.55),
+        "30% of calls applied, answer held (20%) or trickled a byte at a time (10%) past the "
+        "timeout", late_t.client_id,
     )  # fmt: skip
-    applied = BASELINE.model_copy(update={"apply_then_timeout_rate": 0.3, "hang_s": 4.0})
+    applied = BASELINE.model_copy(
+        update={"apply_then_timeout_rate": 0.2, "apply_then_trickle_rate": 0.1, "hang_s": 4.0}
+    )
     answering_by(late, late_t, applied, 20)
 
     broker = fault("broker restart", at(0.7), "SIGTERM, then up again on the same port")
