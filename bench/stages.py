@@ -48,9 +48,10 @@ from streams.cli.common import resolve_bootstrap
 from streams.kafka import clients
 from streams.settings import Settings
 
-#: A receiver call that does not answer while the planner is measured.
+#: A receiver call that does not answer while the planner is measured (the longest receiver
+#: timeout a worker takes: planning 10,000 events takes a few seconds).
 HANG = ("--latency-ms", "600000")
-HANG_ENV = {"CONNECTOR_RECEIVER_TIMEOUT": "900"}
+HANG_ENV = {"CONNECTOR_RECEIVER_TIMEOUT": "59"}
 
 
 def planner_alone(backlog: Backlog, workdir: Path) -> dict[str, float]:

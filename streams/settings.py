@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "intouch-connector"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "intouch-connector"
+#: How long a consumer group waits for its members to rejoin in a rebalance (Faust's
+#: `broker_rebalance_timeout`, left at its default).
+REBALANCE_TIMEOUT_S = 60.0
 
 
 class KafkaSettings(BaseSettings):
@@ -165,8 +168,12 @@ class PipelineSettings(BaseSettings):
     receiver_timeout: float = Field(
         default=15.0,
         gt=0,
+        # A revocation waits for a create under way: at the group's rebalance timeout (Faust's
+        # 60 s) the worker would be dropped from its group every time a receiver is that slow.
+        lt=REBALANCE_TIMEOUT_S,
         description="Seconds a receiver request may take, from asking for a connection to the "
-        "last byte of its answer (and so the longest wait for any byte).",
+        "last byte of its answer (and so the longest wait for any byte); under the group's "
+        "rebalance timeout (60 s), which a rebalance waiting for a create must not outlast.",
     )
     reconcile_grace: float = Field(
         default=5.0,

@@ -37,6 +37,13 @@ def connector(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
             "parse string as an integer",
         ),
         (
+            # A revocation waits for a create under way: past the rebalance timeout it would
+            # drop the worker from its group.
+            {"CONNECTOR_RECEIVER_TIMEOUT": "90"},
+            ["worker"],
+            "error: CONNECTOR_RECEIVER_TIMEOUT='90': Input should be less than 60",
+        ),
+        (
             {"KAFKA_SECURITY_PROTOCOL": "BOGUS"},
             ["lag"],
             "error: KAFKA_SECURITY_PROTOCOL='BOGUS': Input should be 'PLAINTEXT', 'SSL', "
