@@ -3,6 +3,7 @@ spread over many clients, all served by one reference receiver in its own proces
 
     python -m bench.scaleout             # 10,000 events over 30 clients; 1, 2 and 3 workers
     python -m bench.scaleout --quick     # about two minutes: 2,000 events
+    python -m bench.scaleout --receiver-ms 200 --in-flight 8   # bound by calls, not cores
 
 Each count gets fresh topics (6 inbound, 6 commands, 6 outcomes partitions: the defaults),
 its tenants published, and a fresh receiver. Its workers start on the empty topics; once
@@ -30,10 +31,12 @@ from streams.cli.common import resolve_bootstrap
 from streams.settings import Settings
 
 
-def drain(backlog: Backlog, workers: int, workdir: Path, in_flight: int) -> dict[str, Any]:
+def drain(
+    backlog: Backlog, workers: int, workdir: Path, in_flight: int, receiver_ms: float = 0.0
+) -> dict[str, Any]:
     """`workers` workers of one group, ready on empty topics: first produce -> last outcome."""
     tenants = [f"--client=R-{client}:C{CLUB}" for client in backlog.tenants]
-    with receiver_process(*tenants) as url:
+    with receiver_process(*tenants, "--latency-ms", f"{receiver_ms:g}") as url:
         backlog.serve(url)
         app_id = f"{backlog.topics.topic_prefix.rstrip('.')}-g"
         with running_workers(
@@ -88,6 +91,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=30, help="Tenants the backlog spans.")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--in-flight", type=int, default=64, help="Calls at once per worker.")
+    parser.add_argument(
+        "--receiver-ms",
+        type=float,
+        default=0.0,
+        help="The receiver's answer time. With it well above a worker's CPU per event, and "
+        "few calls in flight, a worker is bound by its calls in flight, not by a core.",
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 events.")
     args = parser.parse_args()
     if args.quick:
@@ -102,7 +112,7 @@ def main() -> None:
             bootstrap, settings, args.events, args.versions, prefix=f"scale{workers}",
             tenants=tenants, produce=False,
         )  # fmt: skip
-        measured = drain(backlog, workers, workdir, args.in_flight)
+        measured = drain(backlog, workers, workdir, args.in_flight, args.receiver_ms)
         rows.append({
             "workers": workers, "events_per_s": round(args.events / measured["seconds"], 1),
             "cpu_ms_per_event": round(measured["cpu_seconds"] * 1000 / args.events, 3),
@@ -114,12 +124,14 @@ def main() -> None:
     topics = settings.topics
     print(
         f"\n{args.events} events ({args.versions} per user) over {args.clients} clients, "
-        f"{args.in_flight} in flight per worker, {os.cpu_count()} cores, partitions: "
+        f"{args.in_flight} in flight per worker, receiver {args.receiver_ms:g} ms, "
+        f"{os.cpu_count()} cores, partitions: "
         f"{topics.inbound_partitions} inbound, {topics.commands_partitions} commands"
     )
     print("\n".join(table(rows)))
     print(json.dumps({
         "events": args.events, "clients": args.clients, "cores": os.cpu_count(),
+        "in_flight": args.in_flight, "receiver_ms": args.receiver_ms,
         "inbound_partitions": topics.inbound_partitions,
         "commands_partitions": topics.commands_partitions, "rows": rows,
     }))  # fmt: skip
