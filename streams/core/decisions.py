@@ -75,9 +75,18 @@ def must_reconcile(link: UserLink | EntityLink | None) -> bool:
     return link is not None and link.pending is not None
 
 
-def settle_delay(pending: Pending, now: float, window: float) -> float:
+def settle_delay(pending: Pending, window: float, *, now: float, monotonic_now: float) -> float:
     """Seconds to wait before a lookup can be trusted: the unsettled call may still land up to
-    `window` (the call's timeout and a grace) after it started."""
+    `window` (the call's timeout and a grace) after it started.
+
+    Counted from when this process noticed the marker when it knows (`monotonic_now` on the
+    same clock): the marker's own time is its writer's clock, and a reader whose clock runs
+    ahead of the writer's would look too early (and a create still under way would be made
+    twice), one whose clock runs behind would wait for as long as the difference. Else from
+    the marker's time (`now`, epoch seconds).
+    """
+    if pending.noticed is not None:
+        return max(0.0, pending.noticed + window - monotonic_now)
     return max(0.0, pending.at + window - now)
 
 

@@ -78,12 +78,17 @@ class Pending:
     outcome is unknown until a later attempt reconciles it with the receiver."""
 
     call: str
-    #: When the call started (epoch seconds): a late apply can land up to its timeout later.
+    #: When the call started (epoch seconds, on its writer's clock): a late apply can land up
+    #: to its timeout later.
     at: float
     #: The command whose call of this name was the first in doubt (None in rows written
     #: before it was kept): every repeat sends that command's idempotency key, so a newer
     #: command repeating it blind is deduplicated against the call that may have landed.
     command_id: str | None = None
+    #: When this process first held the marker, on its own monotonic clock (None: unknown).
+    #: The marker is written before the call starts, so the call is at most this old: a
+    #: measure of its age that no difference between two hosts' clocks can shorten.
+    noticed: float | None = None
 
 
 @dataclass(frozen=True)

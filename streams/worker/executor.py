@@ -245,7 +245,9 @@ class Executor:
 
     async def _settle(self, pending: Pending) -> None:
         """Wait until an unsettled call can no longer land, so a lookup sees what it did."""
-        delay = settle_delay(pending, time.time(), self.settle_window)
+        delay = settle_delay(
+            pending, self.settle_window, now=time.time(), monotonic_now=time.monotonic()
+        )
         if delay > 0:
             log.info(
                 "waiting %.1fs for an unsettled %s to land before looking", delay, pending.call

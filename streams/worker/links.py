@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -54,12 +55,20 @@ def _owner_key(client_id: str, receiver_id: str) -> str:
     return f"r/{client_id}/{receiver_id}"
 
 
-def _pending(row: Mapping[str, Any]) -> Pending | None:
+def _marker(row: Mapping[str, Any]) -> Any:
+    """A row's pending marker as stored (None: no call in doubt)."""
+    return row.get("pending") or row.get("pending_create")
+
+
+def _pending(row: Mapping[str, Any], noticed: float) -> Pending | None:
     found = row.get("pending")
     if found is not None:
-        return Pending(call=found["call"], at=found["at"], command_id=found.get("command"))
+        return Pending(
+            call=found["call"], at=found["at"], command_id=found.get("command"), noticed=noticed
+        )
     if row.get("pending_create"):
-        return Pending(call="create", at=0.0)  # a marker written before calls were recorded
+        # A marker written before calls were recorded.
+        return Pending(call="create", at=0.0, noticed=noticed)
     return None
 
 
@@ -201,6 +210,10 @@ class LinkStore:
         #: Offsets, per outcomes partition, of outcomes this worker wrote and applied itself:
         #: the follower need not decode and apply them again.
         self._own: dict[int, list[int]] = {}
+        #: When this process first held each pending marker (monotonic; see
+        #: `Pending.noticed`); one it found stored when it opened the store counts from then.
+        self._noticed: dict[str, float] = {}
+        self._opened = time.monotonic()
 
     def close(self) -> None:
         with self._lock:
@@ -221,8 +234,12 @@ class LinkStore:
             raw = self._read(key)
         return None if raw is None else dict(load_row(raw))
 
+    def _noticed_at(self, key: str) -> float:
+        return self._noticed.get(key, self._opened)
+
     def user(self, client_id: str, intouch_id: str) -> UserLink | None:
-        row = self._get(_key("USER", client_id, intouch_id))
+        key = _key("USER", client_id, intouch_id)
+        row = self._get(key)
         if row is None:
             return None
         return UserLink(
@@ -230,7 +247,7 @@ class LinkStore:
             user_type=row.get("user_type"),
             version=row.get("version", -1),
             fingerprint=row.get("fingerprint"),
-            pending=_pending(row),
+            pending=_pending(row, self._noticed_at(key)),
         )
 
     def position_of(self, entity: str, client_id: str, intouch_id: str) -> tuple[int, int] | None:
@@ -273,10 +290,11 @@ class LinkStore:
         return self._entity("LEAD_SOURCE", client_id, intouch_id)
 
     def _entity(self, entity: str, client_id: str, intouch_id: str) -> EntityLink | None:
-        row = self._get(_key(entity, client_id, intouch_id))
+        key = _key(entity, client_id, intouch_id)
+        row = self._get(key)
         if row is None:
             return None
-        pending = _pending(row)
+        pending = _pending(row, self._noticed_at(key))
         if row.get("version", -1) < 0 and pending is None:
             return None
         return EntityLink(
@@ -368,6 +386,12 @@ class LinkStore:
             if new is None:
                 return None
             before, after = old.get("receiver_id"), new.get("receiver_id")
+            marker = _marker(new)
+            if marker != _marker(old):  # a call now in doubt (or again), or settled
+                if marker:
+                    self._noticed[key] = time.monotonic()
+                else:
+                    self._noticed.pop(key, None)
             value = encoded if encoded is not None else dump_row(new)
             if key.startswith("u/") and before != after:
                 self._reindex(writes, key, before, after)

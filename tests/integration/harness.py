@@ -345,6 +345,20 @@ def running_pipeline(bootstrap: str, workdir: Path, **extra_env: str) -> Iterato
 
 
 # -- receiver faults and what they leave -------------------------------------------------
+def seconds_to_link(
+    p: Pipeline, client_id: str, intouch_ids: Iterable[str], timeout: float = 60.0
+) -> float:
+    """Send version 1 of each user and wait until every one is LINKED: how long it took (a
+    tenant's new users, sent while another tenant's receiver misbehaves)."""
+    wanted = list(intouch_ids)
+    started = time.monotonic()
+    for intouch_id in wanted:
+        p.send("UserChanged", user_event(client_id, intouch_id, 1))
+    outcomes = p.wait_outcomes(client_id, wanted, 1, timeout=timeout)
+    assert {o["status"] for o in outcomes.values()} == {"LINKED"}, outcomes
+    return time.monotonic() - started
+
+
 def set_faults(p: Pipeline, client_id: str, **routes: FaultSpec) -> None:
     receiver = p.receivers[client_id]
     receiver.call(lambda: receiver.receiver.faults.replace(NO_FAULTS, routes))

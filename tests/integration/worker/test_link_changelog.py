@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -264,6 +266,45 @@ def test_an_outcome_whose_row_was_never_written_is_found_in_the_outcomes_without
         assert len(records_of(p, CLIENT, firstName="Pia")) == 1
         calls = p.calls(CLIENT)
         assert calls.get("create_prospect", 0) == 0 and calls.get("save_prospect", 0) == 0, calls
+
+
+def test_a_marker_whose_writer_ran_an_hour_behind_is_waited_for_all_the_same(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A worker whose clock ran an hour behind wrote a create's pending marker and died with
+    the create under way. By the marker's own time the call is long settled; by when this
+    worker noticed the marker, it may still land. Before, the next owner looked at once,
+    found nothing and made the record a second time when the create landed after that."""
+    window = 30.0  # receiver timeout + grace: the create lands well within it
+    settings = {"CONNECTOR_RECEIVER_TIMEOUT": "15", "CONNECTOR_RECONCILE_GRACE": "15"}
+    with running_pipeline(kafka_bootstrap, tmp_path, **settings) as p:
+        p.add_receiver(CLIENT, ReceiverMode.FULL)
+        hour_behind = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        marker = outcome_of("c-7501", "7501", Status.PENDING_CREATE, occurred_at=hour_behind)
+        write_outcome(p, marker, with_row=True)
+        written = time.monotonic()
+        p.start_worker()
+        p.send("UserChanged", user_event(CLIENT, "7500", 1))
+        assert p.wait_outcome(CLIENT, "7500", 1)["status"] == "LINKED"  # the worker is up
+        # The dead worker's create lands 4 s from now; the user's next change comes now.
+        receiver = p.receivers[CLIENT]
+        store = receiver.receiver.store
+        body = {"externalId": "7501", "firstName": "Lou", "lastName": "Late"}
+        landed: list[float] = []
+
+        def land() -> None:
+            receiver.call(lambda: store.create_person(f"R-{CLIENT}", "C7", "prospect", dict(body)))
+            landed.append(time.monotonic())
+
+        landing = threading.Timer(4.0, land)
+        landing.start()
+        p.send("UserChanged", user_event(CLIENT, "7501", 2, first_name="Lou"))
+        linked = p.wait_outcome(CLIENT, "7501", 2, timeout=90)
+        landing.join()
+        assert landed[0] - written < window, "the create landed past the window: no test"
+        records = records_of(p, CLIENT, externalId="7501")
+        assert len(records) == 1, records
+        assert (linked["status"], linked["receiver_id"]) == ("LINKED", records[0]["id"])
 
 
 def test_a_deployment_from_before_the_changelog_is_backfilled_before_a_worker_starts(

@@ -114,8 +114,20 @@ def test_every_unsettled_creating_call_is_reconciled_first() -> None:
 
 
 def test_a_lookup_waits_until_an_unsettled_call_can_no_longer_land() -> None:
-    assert settle_delay(Pending("create_prospect", at=100.0), now=101.0, window=20.0) == 19.0
-    assert settle_delay(Pending("create_prospect", at=100.0), now=130.0, window=20.0) == 0.0
+    marker = Pending("create_prospect", at=100.0)
+    assert settle_delay(marker, 20.0, now=101.0, monotonic_now=0.0) == 19.0
+    assert settle_delay(marker, 20.0, now=130.0, monotonic_now=0.0) == 0.0
+
+
+def test_the_wait_counts_from_when_the_reader_noticed_the_marker_whatever_the_clocks() -> None:
+    # Noticed 2 s ago on the reader's own clock: 18 s more, whether the writer's clock ran
+    # an hour behind (the marker's time says it is long settled) or an hour ahead.
+    now = 1_800_000_000.0
+    for skew in (-3600.0, 0.0, 3600.0):
+        marker = Pending("create_prospect", at=now - 2.0 + skew, noticed=500.0)
+        assert settle_delay(marker, 20.0, now=now, monotonic_now=502.0) == 18.0
+    old = Pending("create_prospect", at=now - 7200.0, noticed=500.0)
+    assert settle_delay(old, 20.0, now=now, monotonic_now=530.0) == 0.0
 
 
 def test_creating_calls_and_conversions_take_a_pending_marker() -> None:

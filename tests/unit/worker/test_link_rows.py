@@ -73,6 +73,36 @@ def test_a_not_applied_outcome_voids_the_marker_before_it(tmp_path: Path) -> Non
     store.close()
 
 
+def test_a_marker_counts_from_when_this_store_took_it(tmp_path: Path) -> None:
+    writer = LinkStore(tmp_path / "w")
+    marked = writer.apply(outcome(1, Status.PENDING_CREATE), (0, 5))
+    assert marked is not None
+    reader = LinkStore(tmp_path / "r")
+    opened = time.monotonic()
+    while time.monotonic() == opened:  # the clock moves on past the store's opening
+        pass
+    assert reader.store_row(*marked)
+    taken = time.monotonic()
+    link = reader.user("100", "5001")
+    assert link is not None and link.pending is not None and link.pending.noticed is not None
+    assert opened < link.pending.noticed <= taken  # when taken, not the marker's own time
+    settled = writer.apply(outcome(1, Status.LINKED, "P1"), (0, 6))
+    assert settled is not None and reader.store_row(*settled)
+    assert reader._noticed == {}
+    reader.close()
+    writer.close()
+    # A marker found stored when the store opens counts from the opening.
+    kept = LinkStore(tmp_path / "k")
+    kept.apply(outcome(1, Status.PENDING_CREATE), (0, 5))
+    kept.rebuilt()
+    kept.close()
+    again = LinkStore(tmp_path / "k")
+    found = again.user("100", "5001")
+    assert found is not None and found.pending is not None
+    assert found.pending.noticed == again._opened
+    again.close()
+
+
 def test_a_marker_repeating_a_call_in_doubt_keeps_the_first_command(tmp_path: Path) -> None:
     store = LinkStore(tmp_path)
 
