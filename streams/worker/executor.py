@@ -87,8 +87,8 @@ class Executor:
         self._buckets: dict[str, tuple[float, TokenBucket]] = {}
         self.staff_cache = StaffCache(staff_cache_ttl)
         self.settle_window = settle_window
-        self.users = UserCommands(context, self._timed, self._settle)
-        self.lead_sources = LeadSourceCommands(context, self._timed, self._settle)
+        self.users = UserCommands(context, self._timed, self._settle, self._paced)
+        self.lead_sources = LeadSourceCommands(context, self._timed, self._settle, self._paced)
 
     async def run(self, source: Source) -> None:
         """Decode and execute one command record; an undecodable one is dead-lettered.
@@ -267,8 +267,9 @@ class Executor:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _timed(self, call: str, work: Awaitable[T]) -> T:
-        await self._paced()
+    async def _timed(self, call: str, work: Awaitable[T], *, paced: bool = True) -> T:
+        if paced:
+            await self._paced()
         tenant = _calls_for.get()
         client = tenant.client_id if tenant is not None else UNKNOWN_CLIENT
         started = time.monotonic()

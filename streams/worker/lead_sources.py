@@ -17,16 +17,17 @@ from streams.core.decisions import (
 from streams.core.matching import match_lead_source
 from streams.core.model import Pending, Record, Status
 from streams.worker.context import WorkerContext
-from streams.worker.users import Settle, Timed
+from streams.worker.users import Pace, Settle, Timed
 
 
 class LeadSourceCommands:
     """Match by name (list+create, list only), create (with a marker first), or rename."""
 
-    def __init__(self, context: WorkerContext, timed: Timed, settle: Settle) -> None:
+    def __init__(self, context: WorkerContext, timed: Timed, settle: Settle, pace: Pace) -> None:
         self.ctx = context
         self._timed = timed
         self._settle = settle
+        self._pace = pace
 
     async def sync(self, command: Record, client: ReceiverClient, attempt: int) -> None:
         name = command["lead_source"]["name"]
@@ -83,9 +84,12 @@ class LeadSourceCommands:
     ) -> None:
         call = LeadSourceAction.CREATE.value
         key = idempotency_key(command, call, doubt) if client.takes_idempotency_keys else None
+        await self._pace()  # before the marker, as a user's create (`UserCommands._make`)
         await self.ctx.publish.outcome(command, Status.PENDING_CREATE, call=call)
         try:
-            new_id = await self._timed(call, client.create_lead_source(name, idempotency_key=key))
+            new_id = await self._timed(
+                call, client.create_lead_source(name, idempotency_key=key), paced=False
+            )
         except AlreadyExists as exc:
             # Names are unique in the receiver: the one that has this name is ours.
             found = (

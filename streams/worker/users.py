@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, TypeVar
 
 from adapters.base import Capability as Cap
 from adapters.base import ClubRef, Person, ReceiverClient
@@ -29,8 +29,19 @@ from streams.exceptions import IdentityConflictError, OutcomeUnknownError, Plann
 from streams.tenancy.tenant import Tenant
 from streams.worker.context import WorkerContext
 
-Timed = Callable[[str, Awaitable[Any]], Awaitable[Any]]
+T = TypeVar("T")
+
+
+class Timed(Protocol):
+    """A receiver call, timed for the metrics, after the tenant's rate limit lets it go
+    (`paced=False`: its wait was taken already, before the call's pending marker)."""
+
+    def __call__(self, call: str, work: Awaitable[T], *, paced: bool = True) -> Awaitable[T]: ...
+
+
 Settle = Callable[[Pending], Awaitable[None]]
+#: The tenant's rate limit: returns when the next call may go.
+Pace = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -85,10 +96,11 @@ class UserCommands:
     unknown outcome a lookup that accepts only a record provably ours before anything is
     created again."""
 
-    def __init__(self, context: WorkerContext, timed: Timed, settle: Settle) -> None:
+    def __init__(self, context: WorkerContext, timed: Timed, settle: Settle, pace: Pace) -> None:
         self.ctx = context
         self._timed = timed
         self._settle = settle
+        self._pace = pace
 
     async def upsert(
         self, command: Record, tenant: Tenant, client: ReceiverClient, attempt: int
@@ -145,12 +157,17 @@ class UserCommands:
         """The call, with its marker before it when it may create a record, and its outcome."""
         call, target, person = made.call, made.target, made.person
         if made.pending:
+            # The rate limit's wait first: between the marker and the call it would eat into
+            # the grace the marker's lookup allows for the call to land.
+            await self._pace()
             await self.ctx.publish.outcome(
                 command, Status.PENDING_CREATE, user_type=target, call=call.value
             )
         try:
             new_id = await self._timed(
-                call.value, perform_user_call(client, call, made.club, person, made.rid, made.key)
+                call.value,
+                perform_user_call(client, call, made.club, person, made.rid, made.key),
+                paced=not made.pending,
             )
         except AlreadyExists as exc:
             new_id = await self._existing(command, client, person, target, link, exc)

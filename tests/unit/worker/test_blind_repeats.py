@@ -61,13 +61,7 @@ def test_a_newer_command_repeating_a_create_in_doubt_is_deduplicated_against_it(
         await publish.outcome(command(1), Status.PENDING_CREATE, call="create_prospect")
         context = SimpleNamespace(links=links, publish=publish)
 
-        async def timed(_: str, work: Any) -> Any:
-            return await work
-
-        async def settle(_: Pending) -> None:
-            return None
-
-        users = UserCommands(context, timed, settle)  # type: ignore[arg-type]
+        users = UserCommands(context, timed, settle, pace)  # type: ignore[arg-type]
         await users.upsert(command(2), Tenant(), receiver, attempt=1)  # type: ignore[arg-type]
         link = links.user("100", "5001")
         links.close()
@@ -76,3 +70,46 @@ def test_a_newer_command_repeating_a_create_in_doubt_is_deduplicated_against_it(
     receiver, link = asyncio.run(scenario())
     assert receiver.records == {idempotency_key(command(1), "create_prospect"): "P1"}
     assert link is not None and (link.receiver_id, link.version, link.pending) == ("P1", 2, None)
+
+
+async def timed(_: str, work: Any, *, paced: bool = True) -> Any:
+    return await work
+
+
+async def settle(_: Pending) -> None:
+    return None
+
+
+async def pace() -> None:
+    return None
+
+
+def test_a_creates_rate_limit_wait_comes_before_its_marker(tmp_path: Path) -> None:
+    # Between the marker and the call, the wait would eat into the grace a lookup allows for
+    # the call to land (a tenant limited to 1 call a second waits up to 16 s here).
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        links = LinkStore(tmp_path)
+        outcomes = HeldTopic("outcomes")
+        publish = Publisher(
+            default_codecs(), commands=None, outcomes=outcomes,
+            link_changelog=HeldTopic("links"), dead_letters=None, parked=None, links=links,
+            metrics=Metrics(), timeout=5.0,
+        )  # fmt: skip
+
+        async def pace_noting() -> None:
+            seen.append(f"pace after {len(outcomes.sent)} outcomes")
+
+        async def timed_noting(call: str, work: Any, *, paced: bool = True) -> Any:
+            seen.append(f"{call} paced={paced} after {len(outcomes.sent)} outcomes")
+            return await work
+
+        context = SimpleNamespace(links=links, publish=publish)
+        users = UserCommands(context, timed_noting, settle, pace_noting)  # type: ignore[arg-type]
+        await users.upsert(command(1), Tenant(), KeyedReceiver(), attempt=1)  # type: ignore[arg-type]
+        links.close()
+
+    asyncio.run(scenario())
+    # Paced once, before the PENDING_CREATE outcome; the call right after it.
+    assert seen == ["pace after 0 outcomes", "create_prospect paced=False after 1 outcomes"]
