@@ -67,6 +67,7 @@ class LeadSourceCommands:
         # From its marker to its outcome, a create is not abandoned when the lane is
         # cancelled (revocation, shutdown): cut off, it would still land, unrecorded.
         doubt = link.pending if link is not None else None
+        await self._pace()  # before the marker and outside what a cancelled lane finishes
         await self.ctx.publish.finish(self._create(command, client, name, attempt, blind, doubt))
 
     async def _listed(self, name: str, client: ReceiverClient) -> ReceiverLeadSource | None:
@@ -84,7 +85,6 @@ class LeadSourceCommands:
     ) -> None:
         call = LeadSourceAction.CREATE.value
         key = idempotency_key(command, call, doubt) if client.takes_idempotency_keys else None
-        await self._pace()  # before the marker, as a user's create (`UserCommands._make`)
         await self.ctx.publish.outcome(command, Status.PENDING_CREATE, call=call)
         try:
             new_id = await self._timed(

@@ -145,6 +145,10 @@ class UserCommands:
         key = idempotency_key(command, call.value, doubt) if client.takes_idempotency_keys else None
         made = Made(call, rid, target, club, person, key, pending, unsettled, blind, attempt)
         if pending:
+            # The rate limit's wait first: between the marker and the call it would eat into
+            # the grace the marker's lookup allows for the call to land; and a lane cancelled
+            # while it waits leaves nothing to finish.
+            await self._pace()
             # From its marker to its outcome, a creating call is not abandoned when the lane
             # is cancelled (revocation, shutdown): cut off, it would still land, unrecorded.
             await self.ctx.publish.finish(self._make(command, client, link, made))
@@ -156,10 +160,7 @@ class UserCommands:
     ) -> None:
         """The call, with its marker before it when it may create a record, and its outcome."""
         call, target, person = made.call, made.target, made.person
-        if made.pending:
-            # The rate limit's wait first: between the marker and the call it would eat into
-            # the grace the marker's lookup allows for the call to land.
-            await self._pace()
+        if made.pending:  # paced already (`upsert`)
             await self.ctx.publish.outcome(
                 command, Status.PENDING_CREATE, user_type=target, call=call.value
             )

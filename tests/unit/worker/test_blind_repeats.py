@@ -113,3 +113,37 @@ def test_a_creates_rate_limit_wait_comes_before_its_marker(tmp_path: Path) -> No
     asyncio.run(scenario())
     # Paced once, before the PENDING_CREATE outcome; the call right after it.
     assert seen == ["pace after 0 outcomes", "create_prospect paced=False after 1 outcomes"]
+
+
+def test_a_create_cancelled_while_it_waits_for_its_rate_limit_leaves_nothing_to_finish(
+    tmp_path: Path,
+) -> None:
+    # A revocation or a stop cancels the lane: with no marker written yet there is no call
+    # to finish, so neither waits for the rate limit.
+    async def scenario() -> list[bytes]:
+        links = LinkStore(tmp_path)
+        outcomes = HeldTopic("outcomes")
+        publish = Publisher(
+            default_codecs(), commands=None, outcomes=outcomes,
+            link_changelog=HeldTopic("links"), dead_letters=None, parked=None, links=links,
+            metrics=Metrics(), timeout=5.0,
+        )  # fmt: skip
+        waiting = asyncio.Event()
+
+        async def pace_for_ever() -> None:
+            waiting.set()
+            await asyncio.Event().wait()
+
+        context = SimpleNamespace(links=links, publish=publish)
+        users = UserCommands(context, timed, settle, pace_for_ever)  # type: ignore[arg-type]
+        lane = asyncio.ensure_future(
+            users.upsert(command(1), Tenant(), KeyedReceiver(), attempt=1)  # type: ignore[arg-type]
+        )
+        await asyncio.wait_for(waiting.wait(), 5)
+        lane.cancel()
+        await asyncio.gather(lane, return_exceptions=True)
+        await asyncio.wait_for(publish.settled(), 1)  # nothing under way
+        links.close()
+        return outcomes.sent
+
+    assert asyncio.run(scenario()) == []  # no marker
