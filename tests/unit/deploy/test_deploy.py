@@ -200,6 +200,35 @@ def test_the_manifests_run_real_commands_with_real_settings_and_probe_the_metric
             assert {secret_dir, config["CONNECTOR_DATA_DIR"].rsplit("/", 1)[0]} <= mounts
 
 
+def clean_stop_s(env: dict[str, Any]) -> float:
+    """How long a worker's clean stop may take with these settings: it finishes the creates
+    under way, each up to the receiver timeout."""
+    from streams.worker.app import SHUTDOWN_TIMEOUT
+
+    default = settings_module.PipelineSettings.model_fields["receiver_timeout"].default
+    return SHUTDOWN_TIMEOUT + float(env.get("CONNECTOR_RECEIVER_TIMEOUT", default))
+
+
+def test_a_worker_is_given_the_time_of_a_clean_stop_before_it_is_killed() -> None:
+    documents = list(manifests())
+    config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    workers = [
+        d["spec"]["template"]["spec"]
+        for d in documents
+        if d["kind"] == "Deployment"
+        and d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "worker"
+    ]
+    assert workers
+    for spec in workers:
+        assert spec["terminationGracePeriodSeconds"] > clean_stop_s(config)
+    services = [s for s in compose()["services"].values() if s.get("command", [""])[0] == "worker"]
+    assert services
+    for service in services:
+        grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "10s")))
+        assert grace is not None
+        assert int(grace.group(1)) > clean_stop_s(service.get("environment", {}))
+
+
 def test_connector_log_level_sets_the_workers_level() -> None:
     from streams.cli.worker import level_name
 
