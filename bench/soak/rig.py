@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ WORKER_SETTINGS = {
     "CONNECTOR_BREAKER_COOLDOWN": "2",
     "CONNECTOR_LAG_INTERVAL": "0",
 }
+
+
+def awaited(names: list[str], workers: Mapping[str, object]) -> list[str]:
+    """The named workers still in the rig; when a later fault stopped every one of them for
+    good (a worker killed, started again, then stopped as "stop a worker"), the group left
+    instead: its recovery is theirs, and a stopped worker is never ready."""
+    return [n for n in names if n in workers] or sorted(workers)
 
 
 def last_error(log: Path) -> str:
@@ -191,9 +199,9 @@ class Rig:
             return False
 
     def wait_ready(self, names: list[str], timeout: float = 180.0) -> float:
-        """Seconds until every named worker answers ready."""
+        """Seconds until every named worker answers ready (see `awaited`)."""
         started = time.monotonic()
-        while not all(self.ready(n) for n in names):
+        while not all(self.ready(n) for n in awaited(names, self.workers)):
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"workers {names} not ready after {timeout:.0f}s")
             time.sleep(0.2)
