@@ -11,8 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "intouch-connector"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "intouch-connector"
-#: How long a consumer group waits for its members to rejoin in a rebalance (Faust's
-#: `broker_rebalance_timeout`, left at its default).
+#: How long a consumer group waits for its members to rejoin in a rebalance (the worker's
+#: Faust `broker_rebalance_timeout`; Faust's default).
 REBALANCE_TIMEOUT_S = 60.0
 
 

@@ -23,7 +23,7 @@ from streams.exceptions import KafkaClientError, PublishError, RecordDecodeError
 from streams.kafka.fetching import BatchingTransport
 from streams.kafka.reader import read_tail
 from streams.kafka.writer import AsyncProducer
-from streams.settings import Settings
+from streams.settings import REBALANCE_TIMEOUT_S, Settings
 from streams.tenancy.directory import TenantDirectory
 from streams.tenancy.receivers import ReceiverPool
 from streams.worker.context import WorkerContext
@@ -150,6 +150,8 @@ def worker_app(app_id: str, bootstrap: str, settings: Settings, datadir: Path) -
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=tuning.session_timeout,
+        # Set, not left to Faust's default: CONNECTOR_RECEIVER_TIMEOUT is checked against it.
+        broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
         broker_heartbeat_interval=min(3.0, tuning.session_timeout / 3),
         stream_buffer_maxsize=max(1024, tuning.sink_max_in_flight * 4),
         # Faust would wait for every unacked command before giving partitions up (or

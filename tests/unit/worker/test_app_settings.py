@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.kafka.fetching import BatchingConsumer, BatchingTransport
-from streams.settings import Settings
+from streams.settings import REBALANCE_TIMEOUT_S, PipelineSettings, Settings
 from streams.worker.app import METADATA_MAX_AGE, Pipeline
 
 
@@ -27,3 +27,15 @@ def test_the_worker_consumes_through_the_transport_that_batches_fetches(
     transport = Pipeline(Settings(), "127.0.0.1:1").app.transport
     assert isinstance(transport, BatchingTransport)
     assert transport.Consumer is BatchingConsumer
+
+
+def test_the_receiver_timeout_is_bounded_by_the_groups_own_rebalance_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A revocation waits for a create under way, up to the receiver timeout: the bound the
+    # setting is checked against must be the one the group runs with.
+    monkeypatch.setenv("CONNECTOR_DATA_DIR", str(tmp_path))
+    pipeline = Pipeline(Settings(), "127.0.0.1:1")
+    bound = PipelineSettings.model_fields["receiver_timeout"].metadata
+    assert pipeline.app.conf.broker_rebalance_timeout == REBALANCE_TIMEOUT_S
+    assert any(getattr(m, "lt", None) == REBALANCE_TIMEOUT_S for m in bound)
