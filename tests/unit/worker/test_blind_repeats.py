@@ -38,6 +38,14 @@ class KeyedReceiver:
         return self.records.setdefault(idempotency_key, f"P{len(self.records) + 1}")
 
 
+def publisher(links: LinkStore, outcomes: HeldTopic) -> Publisher:
+    """A publisher writing outcomes to `outcomes` and rows to a topic of their own."""
+    return Publisher(
+        default_codecs(), commands=None, outcomes=outcomes, link_changelog=HeldTopic("links"),
+        dead_letters=None, parked=None, links=links, metrics=Metrics(), timeout=5.0,
+    )  # fmt: skip
+
+
 class Tenant:
     def club_ref(self, club_id: str) -> ClubRef:
         return ClubRef(intouch_club_id=club_id, receiver_club_id=f"C{club_id}")
@@ -48,11 +56,7 @@ def test_a_newer_command_repeating_a_create_in_doubt_is_deduplicated_against_it(
 ) -> None:
     async def scenario() -> tuple[KeyedReceiver, Any]:
         links = LinkStore(tmp_path)
-        publish = Publisher(
-            default_codecs(), commands=None, outcomes=HeldTopic("outcomes"),
-            link_changelog=HeldTopic("links"), dead_letters=None, parked=None, links=links,
-            metrics=Metrics(), timeout=5.0,
-        )  # fmt: skip
+        publish = publisher(links, HeldTopic("outcomes"))
         receiver = KeyedReceiver()
         # Version 1's create went out with its key, landed, and its answer was lost (its
         # command then ended without a LINKED outcome: parked past its budget, say).
@@ -86,17 +90,14 @@ async def pace() -> None:
 
 def test_a_creates_rate_limit_wait_comes_before_its_marker(tmp_path: Path) -> None:
     # Between the marker and the call, the wait would eat into the grace a lookup allows for
-    # the call to land (a tenant limited to 1 call a second waits up to 16 s here).
+    # the call to land (a tenant limited to 1 call a second, 16 calls in flight, can wait
+    # 16 s).
     seen: list[str] = []
 
     async def scenario() -> None:
         links = LinkStore(tmp_path)
         outcomes = HeldTopic("outcomes")
-        publish = Publisher(
-            default_codecs(), commands=None, outcomes=outcomes,
-            link_changelog=HeldTopic("links"), dead_letters=None, parked=None, links=links,
-            metrics=Metrics(), timeout=5.0,
-        )  # fmt: skip
+        publish = publisher(links, outcomes)
 
         async def pace_noting() -> None:
             seen.append(f"pace after {len(outcomes.sent)} outcomes")
@@ -123,11 +124,7 @@ def test_a_create_cancelled_while_it_waits_for_its_rate_limit_leaves_nothing_to_
     async def scenario() -> list[bytes]:
         links = LinkStore(tmp_path)
         outcomes = HeldTopic("outcomes")
-        publish = Publisher(
-            default_codecs(), commands=None, outcomes=outcomes,
-            link_changelog=HeldTopic("links"), dead_letters=None, parked=None, links=links,
-            metrics=Metrics(), timeout=5.0,
-        )  # fmt: skip
+        publish = publisher(links, outcomes)
         waiting = asyncio.Event()
 
         async def pace_for_ever() -> None:
